@@ -1,0 +1,292 @@
+"""The CQA writing assistant: a Gradio page over the assistant/ core.
+
+    python app.py                      # http://127.0.0.1:7860, embedded SmolLM2-135M-Instruct
+    python app.py --port 8000 --threads 2 --model path/to/model.gguf
+
+Flags and environment variables: --host/CQA_HOST, --port/CQA_PORT, --model/CQA_MODEL,
+--adapter/CQA_ADAPTER, --threads/CQA_THREADS, --n-ctx/CQA_N_CTX. UI only: every handler
+calls the core (assistant.writer) and turns its errors into gr.Error.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from assistant import card, catalog
+from assistant.brief import Brief, BriefError
+from assistant.engine import EngineError
+from assistant.pool import BASE_LABEL, CQA_LABEL, Pool, PoolConfig
+from assistant.sampler import Sampler, SamplerError
+from assistant import writer
+
+log = logging.getLogger("cqa.app")
+USER_ERRORS = (BriefError, SamplerError, EngineError, ValueError, catalog.UnknownModel, catalog.ModelUnavailable)
+BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
+SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
+POOL = Pool()
+CANCEL: dict[str, threading.Event] = {}
+
+
+def user_errors(fn):
+    """Library errors become gr.Error (a message, no traceback); the server keeps serving."""
+    @functools.wraps(fn)
+    def wrapped(*a, **k):
+        try:
+            result = fn(*a, **k)
+            if hasattr(result, "__next__"):
+                yield from result
+            else:
+                yield result
+        except gr.Error:
+            raise
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - last line of defence for one request
+            log.exception("request failed")
+            raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from None
+    return wrapped
+
+
+def _sampler(values: dict) -> Sampler:
+    v = dict(values)
+    stop = v.pop("stop", "") or ""
+    stops = tuple(s.encode().decode("unicode_escape") for s in stop.split("|") if s) if isinstance(stop, str) else tuple(stop)
+    return Sampler(**{k: (int(v[k]) if k in ("top_k", "seed", "max_tokens") and v[k] is not None and float(v[k]).is_integer() else v[k])
+                      for k in v}, stop=stops)
+
+
+def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str) -> dict:
+    return {"brief": brief.to_dict(), "draft": update.text, "ids": update.ids, "logprobs": update.logprobs,
+            "score": update.result.to_json() if update.result else None, "model": f"{POOL.config.model or catalog.DEFAULT_MODEL} ({variant})",
+            "variant": variant, "sampler": sampler.to_dict(), "template": template}
+
+
+def _outputs(record: dict):
+    r = record.get("score")
+    if not r:
+        return "", "", None
+    return card.card_markdown(r), card.tokens_html(r), card.surprisal_figure(r)
+
+
+def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, prefix_logprobs=None):
+    engine = POOL.get(variant)
+    for u in writer.write(engine, brief, sampler, template, cancel, prefix_ids, prefix_logprobs):
+        yield u
+
+
+@user_errors
+def generate(*values, request: gr.Request = None, continuing: bool = False):
+    n = len(BRIEF_FIELDS)
+    brief = Brief(*values[:n])
+    variant, template, draft_text, last = values[n], values[n + 1], values[n + 2], values[n + 3]
+    sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 4:])))
+    key = request.session_hash if request else "local"
+    CANCEL[key] = cancel = threading.Event()
+    prefix_ids = prefix_lp = None
+    if continuing:
+        if not (draft_text or "").strip():
+            raise gr.Error("There is no draft to continue: generate one first.")
+        same = last and last.get("draft") == draft_text and last.get("variant") == variant and \
+            last.get("template") == template and last.get("brief") == brief.to_dict()
+        engine = POOL.get(variant)
+        prefix_ids = last["ids"] if same else engine.tokenize_text(draft_text)
+        prefix_lp = last.get("logprobs") if same else None
+    for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, prefix_lp):
+        if not u.done:
+            yield u.text, u.notice, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        else:
+            rec = _record(brief, u, variant, sampler, template)
+            yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else ""),
+                   *_outputs(rec), rec)
+
+
+def stop(request: gr.Request = None):
+    ev = CANCEL.get(request.session_hash if request else "local")
+    if ev:
+        ev.set()
+
+
+@user_errors
+def compare(*values):
+    n = len(BRIEF_FIELDS)
+    brief = Brief(*values[:n])
+    template = values[n]
+    sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 1:])))
+    if CQA_LABEL not in POOL.variants():
+        raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
+    outs = {}
+    for variant in (BASE_LABEL, CQA_LABEL):
+        for u in _stream(brief, variant, template, sampler, None):
+            outs[variant] = u
+            yield tuple(_side(outs, v) for v in (BASE_LABEL, CQA_LABEL))
+    # last yield above already carries both finished cards
+
+
+def _side(outs, variant):
+    u = outs.get(variant)
+    if u is None:
+        return ""
+    if not u.done or u.result is None:
+        return u.text
+    r = u.result.to_json()
+    return f"{u.text}\n\n---\n{card.card_markdown(r)}"
+
+
+@user_errors
+def score_tab(*values):
+    n = len(BRIEF_FIELDS)
+    brief = Brief(*values[:n])
+    variant, template, text_a, text_b = values[n:n + 4]
+    engine = POOL.get(variant)
+    a = writer.score(engine, brief, text_a, template).to_json()
+    outs_a = (card.card_markdown(a, "Version A"), card.tokens_html(a), card.surprisal_figure(a, "Version A"))
+    if not (text_b or "").strip():
+        return (*outs_a, "", "", "Paste a second version as B to compare.")
+    b = writer.score(engine, brief, text_b, template).to_json()
+    return (*outs_a, card.card_markdown(b, "Version B"), card.tokens_html(b), card.comparison_markdown(a, b))
+
+
+@user_errors
+def export(record: dict, kind: str):
+    if not record or not record.get("score"):
+        raise gr.Error("Nothing to export yet: generate a draft first.")
+    body = card.export_markdown(record) if kind == "md" else card.export_json(
+        {k: v for k, v in record.items() if k not in ("ids", "logprobs")})
+    path = Path(tempfile.mkdtemp(prefix="cqa-export-")) / f"draft.{kind}"
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
+# ---- API endpoints (gradio_client): plain arguments in, plain JSON out ----------------------
+def api_draft(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
+              model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
+              top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0,
+              max_tokens: int = 200, stop: str = "") -> dict:
+    """Write a draft for the brief; returns {"draft", "notice", "score": {... "tokens": [...]}}."""
+    values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
+    *_, last = _run(user_errors(lambda: _stream(Brief(task, intent, audience, world, text_so_far), model, template,
+                                                _sampler(values), None))())
+    return {"draft": last.text, "notice": last.notice, "stop_reason": last.stop_reason,
+            "score": last.result.to_json() if last.result else None}
+
+
+def api_score(text: str, task: str = "", intent: str = "", audience: str = "", world: str = "",
+              text_so_far: str = "", model: str = BASE_LABEL, template: str = "chat") -> dict:
+    """Calibrated surprise of `text` under the brief: I, H_X, H_X_given_Y, I_uncopied, tokens, ..."""
+    *_, result = _run(user_errors(lambda: writer.score(POOL.get(model), Brief(task, intent, audience, world,
+                                                                              text_so_far), text, template))())
+    return result.to_json()
+
+
+def _run(gen):
+    out = list(gen)
+    return out if out else [None]
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="CQA writing assistant") as demo:
+        gr.Markdown("# CQA writing assistant\nDescribe what you want; get drafts with a *calibrated surprise* "
+                    "score: how much your brief explains words that would be surprising on their own.")
+        last = gr.State({})
+        variants = POOL.variants()
+        with gr.Tab("Write"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    brief_in = [gr.Textbox(label="Task", placeholder="Write the opening paragraph of a ghost story"),
+                                gr.Textbox(label="Intent", placeholder="What the reader should feel or realise"),
+                                gr.Textbox(label="Audience", placeholder="Who reads it"),
+                                gr.Textbox(label="World", lines=3, placeholder="Facts of the story world"),
+                                gr.Textbox(label="Text so far", lines=4, placeholder="The piece so far (optional)")]
+                    model = gr.Radio(variants, value=variants[-1], label="Model")
+                    template = gr.Radio(["chat", "plain"], value="chat", label="Prompt template")
+                    with gr.Accordion("Sampler", open=False):
+                        sampler_in = [gr.Slider(0, 2, 0.8, step=0.05, label="Temperature"),
+                                      gr.Slider(0.01, 1, 0.95, step=0.01, label="Top p"),
+                                      gr.Slider(0, 200, 40, step=1, label="Top k"),
+                                      gr.Slider(0, 0.99, 0.05, step=0.01, label="Min p"),
+                                      gr.Slider(0.5, 2, 1.1, step=0.01, label="Repeat penalty"),
+                                      gr.Number(0, precision=0, label="Seed"),
+                                      gr.Slider(1, 1024, 200, step=1, label="Max tokens"),
+                                      gr.Textbox("", label="Stop strings (separate with |)")]
+                    with gr.Row():
+                        gen_btn = gr.Button("Generate", variant="primary")
+                        stop_btn = gr.Button("Stop")
+                        regen_btn = gr.Button("Regenerate")
+                        cont_btn = gr.Button("Continue")
+                with gr.Column(scale=1):
+                    notice = gr.Markdown()
+                    draft = gr.Textbox(label="Draft", lines=10, interactive=True)
+                    card_md = gr.Markdown(elem_id="score-card")
+                    tokens = gr.HTML(elem_id="token-view")
+                    plot = gr.Plot(label="Surprisal per token")
+                    with gr.Row():
+                        md_btn = gr.Button("Export Markdown")
+                        json_btn = gr.Button("Export JSON")
+                    export_file = gr.File(label="Download", interactive=False)
+            ins = [*brief_in, model, template, draft, last, *sampler_in]
+            outs = [draft, notice, card_md, tokens, plot, last]
+            gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
+            regen_ev = regen_btn.click(lambda s: int(s or 0) + 1, sampler_in[5], sampler_in[5],
+                                       api_visibility="private").then(generate, ins, outs, api_visibility="private")
+            cont_ev = cont_btn.click(functools.partial(generate, continuing=True), ins, outs, api_visibility="private")
+            stop_btn.click(stop, None, None, queue=False, api_visibility="private")
+            md_btn.click(lambda r: next(export(r, "md")), last, export_file, api_visibility="private")
+            json_btn.click(lambda r: next(export(r, "json")), last, export_file, api_visibility="private")
+            del gen_ev, regen_ev, cont_ev
+        with gr.Tab("Compare"):
+            gr.Markdown("Base and CQA on the brief and sampler settings of the Write tab, with the same seed.")
+            cmp_btn = gr.Button("Generate with both")
+            with gr.Row():
+                left, right = gr.Markdown(label="base"), gr.Markdown(label="CQA")
+            cmp_btn.click(compare, [*brief_in, template, *sampler_in], [left, right], api_visibility="private")
+        with gr.Tab("Score"):
+            with gr.Row():
+                with gr.Column():
+                    s_brief = [gr.Textbox(label=f.replace("_", " ").capitalize()) for f in BRIEF_FIELDS]
+                    s_model = gr.Radio(variants, value=variants[0], label="Model")
+                    s_template = gr.Radio(["chat", "plain"], value="chat", label="Prompt template")
+                    text_a = gr.Textbox(label="Version A", lines=6)
+                    text_b = gr.Textbox(label="Version B (optional)", lines=6)
+                    score_btn = gr.Button("Score", variant="primary")
+                with gr.Column():
+                    verdict = gr.Markdown()
+                    card_a, tokens_a, plot_a = gr.Markdown(), gr.HTML(), gr.Plot()
+                    card_b, tokens_b = gr.Markdown(), gr.HTML()
+            score_btn.click(lambda *v: next(score_tab(*v)), [*s_brief, s_model, s_template, text_a, text_b],
+                            [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
+        gr.api(api_draft, api_name="draft")
+        gr.api(api_score, api_name="score")
+    return demo
+
+
+def main(argv=None):
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="CQA writing assistant")
+    p.add_argument("--host", default=env("CQA_HOST", "127.0.0.1"), help="bind address (0.0.0.0 for a Space)")
+    p.add_argument("--port", type=int, default=int(env("CQA_PORT", env("GRADIO_SERVER_PORT", "7860"))))
+    p.add_argument("--model", default=env("CQA_MODEL"), help="catalog name, .gguf path or owner/repo:file.gguf")
+    p.add_argument("--adapter", default=env("CQA_ADAPTER"), help="CQA LoRA adapter (.gguf)")
+    p.add_argument("--threads", type=int, default=int(env("CQA_THREADS", "0")) or None, help="CPU threads")
+    p.add_argument("--n-ctx", type=int, default=int(env("CQA_N_CTX", "2048")), help="context window, tokens")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    global POOL
+    POOL = Pool(PoolConfig(args.model, Path(args.adapter) if args.adapter else None, args.threads, args.n_ctx))
+    try:
+        POOL.get(BASE_LABEL)  # load now: a bad model file fails here, in one line, not on first request
+    except USER_ERRORS as e:
+        raise SystemExit(f"error: {e}")
+    demo = build()
+    demo.queue(default_concurrency_limit=8, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

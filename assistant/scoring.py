@@ -1,0 +1,76 @@
+"""Brief + text -> calibrated-surprise result: the engine's log-probs fed to the pure scorer.
+
+    >>> from assistant.engine import Engine                      # doctest: +SKIP
+    >>> eng = Engine.load()                                       # doctest: +SKIP
+    >>> r = score_text(eng, Brief(intent="..."), "Her calm...")   # doctest: +SKIP
+    >>> r.score.I_per_token, r.to_json()["tokens"][0]             # doctest: +SKIP
+
+Scoring a fresh draft costs one pass: its conditional log-probs come from the
+generation itself (same tokens, same prompt), only the unconditional pass is new.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import copying, surprise
+from .brief import Brief, Prompts, render, render_context
+from .engine import Engine, EngineError, TokenLogprobs
+
+
+@dataclass(frozen=True)
+class ScoredText:
+    text: str
+    pieces: list[str]
+    offsets: list[tuple[int, int]]
+    score: surprise.Score
+    prompts: Prompts
+    template: str       # "chat" or "plain": report it, it changes the numbers
+
+    def to_json(self) -> dict:
+        s = self.score
+        d = {"text": self.text, "template": self.template, **s.summary()}
+        d["tokens"] = [{"token": p, "s0": float(a), "sY": float(b), "i": float(a - b), "copied": bool(c),
+                        "class": k}
+                       for p, a, b, c, k in zip(self.pieces, s.s0, s.sY, s.copied, s.classes)]
+        return d
+
+
+def prompts_for(engine: Engine, brief: Brief | None = None, context: str | None = None,
+                template: str = "chat") -> Prompts:
+    """The conditional / unconditional prompts for a brief (or a prose context) on this engine."""
+    if template not in ("chat", "plain"):
+        raise EngineError(f"unknown template {template!r}: use 'chat' or 'plain'")
+    chat = engine.chat_formatter if template == "chat" else None
+    if template == "chat" and chat is None:
+        raise EngineError(f"{engine.model.name} has no chat template in its GGUF: use template 'plain'")
+    if context is not None:
+        return render_context(context, chat)
+    return render(brief or Brief(), chat)
+
+
+def score_text(engine: Engine, brief: Brief | None, text: str, *, context: str | None = None,
+               template: str = "chat", conditional: TokenLogprobs | None = None,
+               ids: list[int] | None = None) -> ScoredText:
+    """Two passes (or one, when `conditional` log-probs of `ids` come from the generation)."""
+    if not text or not text.strip():
+        raise EngineError("there is no text to score: write or paste some first")
+    prompts = prompts_for(engine, brief, context, template)
+    if ids is None:
+        ids = engine.tokenize_text(text)
+    cond = conditional if conditional is not None else engine.token_logprobs_ids(prompts.conditional, ids)
+    uncond = engine.token_logprobs_ids(prompts.unconditional, ids)
+    s0 = surprise.bits_from_logprobs(uncond.logprobs)
+    sY = surprise.bits_from_logprobs(cond.logprobs)
+    copied = copying.copied_tokens(uncond.offsets, uncond.text, prompts.brief_text)
+    return ScoredText(uncond.text, uncond.pieces, uncond.offsets, surprise.score(s0, sY, copied), prompts,
+                      template)
+
+
+def score_generated(engine: Engine, brief: Brief | None, ids: list[int], logprobs: list[float],
+                    template: str = "chat") -> ScoredText:
+    """Score a fresh draft: conditional log-probs from generation, one unconditional pass."""
+    pieces, offsets, text = engine.pieces(ids)
+    cond = TokenLogprobs(list(ids), pieces, offsets, np.asarray(logprobs, dtype=np.float64), text)
+    return score_text(engine, brief, text, template=template, conditional=cond, ids=list(ids))

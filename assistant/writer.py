@@ -1,0 +1,92 @@
+"""The main job in one place: brief -> prompt -> streamed draft -> score.
+
+    >>> eng = Engine.load()                                               # doctest: +SKIP
+    >>> for update in write(eng, Brief(task="Open a ghost story"), Sampler(seed=1)):  # doctest: +SKIP
+    ...     print(update.text)
+
+Each update carries the draft so far; the last one carries the score (one extra
+pass: the conditional log-probs come from the generation itself).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+from .brief import Brief, BriefError, fit
+from .engine import Draft, Engine, EngineError
+from .sampler import Sampler
+from .scoring import ScoredText, prompts_for, score_generated, score_text
+
+MAX_FIELD_CHARS = 20_000   # per brief field or pasted text; longer is a paste accident, not a brief
+SCORE_CHARS_LIMIT = 40_000
+
+
+@dataclass
+class Update:
+    text: str                      # the draft so far (with the continued part, for Continue)
+    done: bool = False
+    result: ScoredText | None = None
+    notice: str = ""               # e.g. text_so_far was shortened to fit the context
+    stop_reason: str = ""
+    ids: list[int] | None = None   # the draft's tokens, for Continue
+    logprobs: list[float] | None = None
+
+
+def check_lengths(brief: Brief, text: str = "") -> None:
+    problems = [f"{k} is {len(v):,} characters (at most {MAX_FIELD_CHARS:,})"
+                for k, v in brief.to_dict().items() if len(v) > MAX_FIELD_CHARS]
+    if len(text) > SCORE_CHARS_LIMIT:
+        problems.append(f"the text is {len(text):,} characters (at most {SCORE_CHARS_LIMIT:,})")
+    if problems:
+        raise BriefError("too long: " + "; ".join(problems))
+
+
+def fit_brief(engine: Engine, brief: Brief, sampler: Sampler, template: str,
+              reserve: int = 0) -> tuple[Brief, str]:
+    """Shorten text_so_far (oldest words first) so prompt + max_tokens + reserve fit the context."""
+    budget = engine.n_ctx - min(sampler.max_tokens, engine.n_ctx // 2) - reserve
+    count = lambda b: engine.count_tokens(prompts_for(engine, b, template=template).conditional)  # noqa: E731
+    return fit(brief, budget, count)
+
+
+def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat",
+          cancel: threading.Event | None = None, prefix_ids: list[int] | None = None,
+          prefix_logprobs: list[float] | None = None) -> Iterator[Update]:
+    """Stream a draft (or continue `prefix_ids`), then score it. Raises BriefError/EngineError early."""
+    check_lengths(brief)
+    if brief.is_empty():
+        raise BriefError("the brief is empty: say at least what to write (task) or paste the text so far")
+    prefix_ids = list(prefix_ids or [])
+    brief_used, notice = fit_brief(engine, brief, sampler, template, reserve=len(prefix_ids))
+    prompts = prompts_for(engine, brief_used, template=template)
+    draft = Draft()
+    head = engine.pieces(prefix_ids)[2] if prefix_ids else ""
+    yield Update(head, notice=notice)
+    for _ in engine.stream(prompts.conditional, sampler, draft, cancel=cancel, prefix_ids=prefix_ids):
+        yield Update(head + draft.text, notice=notice)
+    ids = prefix_ids + draft.ids
+    if not ids:
+        yield Update(head, done=True, notice=(notice + " The model ended the draft at once: try another "
+                                              "seed or a higher temperature.").strip(),
+                     stop_reason=draft.stop_reason, ids=[], logprobs=[])
+        return
+    if prefix_ids and prefix_logprobs is not None and len(prefix_logprobs) == len(prefix_ids):
+        logprobs = list(prefix_logprobs) + draft.logprobs   # continuing a draft we generated: still exact
+        result = score_generated(engine, brief_used, ids, logprobs, template)
+    elif prefix_ids:
+        result = score_text(engine, brief_used, engine.pieces(ids)[2], template=template, ids=ids)
+        logprobs = None
+    else:
+        logprobs = draft.logprobs
+        result = score_generated(engine, brief_used, ids, logprobs, template)
+    yield Update(result.text, done=True, result=result, notice=notice, stop_reason=draft.stop_reason,
+                 ids=ids, logprobs=logprobs)
+
+
+def score(engine: Engine, brief: Brief, text: str, template: str = "chat") -> ScoredText:
+    """Score pasted text under a brief (two passes)."""
+    check_lengths(brief, text)
+    if not text.strip():
+        raise EngineError("there is no text to score: paste a passage first")
+    return score_text(engine, brief, text, template=template)
