@@ -93,7 +93,7 @@ def generate(*values, request: gr.Request = None, continuing: bool = False):
     if continuing:
         if not (draft_text or "").strip():
             raise gr.Error("There is no draft to continue: generate one first.")
-        same = last and last.get("draft") == draft_text and last.get("variant") == variant and \
+        same = bool(last and last.get("ids")) and last.get("draft") == draft_text and last.get("variant") == variant and \
             last.get("template") == template and last.get("brief") == brief.to_dict()
         engine = POOL.get(variant)
         prefix_ids = last["ids"] if same else engine.tokenize_text(draft_text)

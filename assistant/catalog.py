@@ -68,13 +68,14 @@ def resolve(name: str | None = None) -> ResolvedModel:
     name = (name or os.environ.get("CQA_MODEL") or DEFAULT_MODEL).strip()
     if name in ENTRIES:
         return ResolvedModel(name, check_gguf(_packaged_path(ENTRIES[name])))
-    if name.lower().endswith(".gguf") and ":" not in name.split("/")[0]:
-        path = Path(name).expanduser()
-        if path.exists() or os.sep in name or name.startswith("."):
-            return ResolvedModel(name, check_gguf(path))
-    if ":" in name and "/" in name.split(":", 1)[0]:
-        repo, filename = name.split(":", 1)
+    path = Path(name).expanduser()
+    if name.lower().endswith(".gguf") and path.exists():
+        return ResolvedModel(name, check_gguf(path))
+    repo, _, filename = name.partition(":")
+    if filename and repo.count("/") == 1 and not repo.startswith(("/", ".", "~")):
         return ResolvedModel(name, check_gguf(_hub_download(repo, filename)))
+    if name.lower().endswith(".gguf"):
+        return ResolvedModel(name, check_gguf(path))  # a local path that is missing: say so
     raise UnknownModel(f"unknown model {name!r}. Known: {', '.join(ENTRIES)}; or a local path to a "
                        f".gguf file; or a Hugging Face Hub file as owner/repo:file.gguf")
 

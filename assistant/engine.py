@@ -62,6 +62,7 @@ class Draft:
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
     stop_reason: str = ""   # "eos", "stop", "length", "cancelled"
+    exact: bool = True      # text == detokenized ids, so generation log-probs score it exactly
 
 
 def _log_softmax_at(logits: np.ndarray, target: int) -> float:
@@ -289,8 +290,7 @@ class Engine:
                 text = raw.decode("utf-8", errors="ignore")
                 hit = next((s for s in stops if s in text), None)
                 if hit is not None:
-                    draft.text = text[: text.index(hit)]
-                    draft.stop_reason = "stop"
+                    self._cut_at_stop(draft, text[: text.index(hit)])
                     break
                 draft.ids.append(tok)
                 draft.logprobs.append(lp)
@@ -300,7 +300,21 @@ class Engine:
                     break
         finally:
             gen.close()
-        draft.text = draft.text if draft.stop_reason == "stop" else raw.decode("utf-8", errors="replace")
+        if draft.stop_reason != "stop":
+            draft.text = raw.decode("utf-8", errors="replace")
+
+    def _cut_at_stop(self, draft: Draft, kept: str) -> None:
+        """End the draft before a stop string: keep the whole tokens that lie before it.
+
+        When the stop string starts inside a token, the kept text no longer matches the
+        tokens; `draft.exact` turns False and the scorer re-tokenises (two passes).
+        """
+        draft.stop_reason = "stop"
+        draft.text = kept
+        while draft.ids and len(self.pieces(draft.ids)[2]) > len(kept):
+            draft.ids.pop()
+            draft.logprobs.pop()
+        draft.exact = self.pieces(draft.ids)[2] == kept if draft.ids else not kept
 
     def info(self) -> dict:
         return {"model": self.model.name, "path": str(self.model.path),

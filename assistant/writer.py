@@ -71,6 +71,11 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
                                               "seed or a higher temperature.").strip(),
                      stop_reason=draft.stop_reason, ids=[], logprobs=[])
         return
+    if not draft.exact:  # a stop string cut a token in two: score the visible text, two passes
+        result = score_text(engine, brief_used, head + draft.text, template=template)
+        yield Update(result.text, done=True, result=result, notice=notice, stop_reason=draft.stop_reason,
+                     ids=None, logprobs=None)
+        return
     if prefix_ids and prefix_logprobs is not None and len(prefix_logprobs) == len(prefix_ids):
         logprobs = list(prefix_logprobs) + draft.logprobs   # continuing a draft we generated: still exact
         result = score_generated(engine, brief_used, ids, logprobs, template)
