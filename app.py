@@ -30,6 +30,7 @@ log = logging.getLogger("cqa.app")
 USER_ERRORS = (BriefError, SamplerError, EngineError, ValueError, catalog.UnknownModel, catalog.ModelUnavailable)
 BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
+INT_FIELDS = ("top_k", "seed", "max_tokens")
 POOL = Pool()
 CANCEL: dict[str, threading.Event] = {}
 
@@ -55,11 +56,43 @@ def user_errors(fn):
 
 
 def _sampler(values: dict) -> Sampler:
+    """UI/API values -> Sampler. Sliders send whole numbers as floats (40.0): those become ints;
+    anything else goes to Sampler as it came, so it reports every bad value in one message."""
     v = dict(values)
     stop = v.pop("stop", "") or ""
-    stops = tuple(s.encode().decode("unicode_escape") for s in stop.split("|") if s) if isinstance(stop, str) else tuple(stop)
-    return Sampler(**{k: (int(v[k]) if k in ("top_k", "seed", "max_tokens") and v[k] is not None and float(v[k]).is_integer() else v[k])
-                      for k in v}, stop=stops)
+    if isinstance(stop, str):
+        stops = tuple(_unescape(s) for s in stop.split("|") if s)
+    elif isinstance(stop, (list, tuple)):
+        stops = tuple(stop)
+    else:
+        raise SamplerError(f"stop: must be text (strings separated by |), got {type(stop).__name__}")
+    for k in INT_FIELDS:
+        if isinstance(v.get(k), float) and v[k].is_integer():
+            v[k] = int(v[k])
+    return Sampler(**v, stop=stops)
+
+
+def _unescape(stop: str) -> str:
+    """Let a stop string be typed as \\n or \\t; other characters (é, a lone backslash) stay as typed."""
+    return stop.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _check_text(fields: dict) -> None:
+    """A pasted lone surrogate cannot become UTF-8: say which field, before the model sees it."""
+    problems = []
+    for name, value in fields.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                problems.append(f"{name} has an invalid character (a lone surrogate) at position {e.start}")
+    if problems:
+        raise BriefError("; ".join(problems) + ": paste the text again as plain UTF-8")
+
+
+def _brief(*values) -> Brief:
+    _check_text(dict(zip(BRIEF_FIELDS, values)))
+    return Brief(*values)
 
 
 def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str) -> dict:
@@ -84,11 +117,20 @@ def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, prefix_l
 @user_errors
 def generate(*values, request: gr.Request = None, continuing: bool = False):
     n = len(BRIEF_FIELDS)
-    brief = Brief(*values[:n])
+    brief = _brief(*values[:n])
     variant, template, draft_text, last = values[n], values[n + 1], values[n + 2], values[n + 3]
+    _check_text({"draft": draft_text})
     sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 4:])))
     key = request.session_hash if request else "local"
     CANCEL[key] = cancel = threading.Event()
+    try:
+        yield from _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing)
+    finally:
+        if CANCEL.get(key) is cancel:  # one Event per session while it writes, not one forever
+            del CANCEL[key]
+
+
+def _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing):
     prefix_ids = prefix_lp = None
     if continuing:
         if not (draft_text or "").strip():
@@ -116,7 +158,7 @@ def stop(request: gr.Request = None):
 @user_errors
 def compare(*values):
     n = len(BRIEF_FIELDS)
-    brief = Brief(*values[:n])
+    brief = _brief(*values[:n])
     template = values[n]
     sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 1:])))
     if CQA_LABEL not in POOL.variants():
@@ -142,8 +184,9 @@ def _side(outs, variant):
 @user_errors
 def score_tab(*values):
     n = len(BRIEF_FIELDS)
-    brief = Brief(*values[:n])
+    brief = _brief(*values[:n])
     variant, template, text_a, text_b = values[n:n + 4]
+    _check_text({"Version A": text_a, "Version B": text_b})
     engine = POOL.get(variant)
     a = writer.score(engine, brief, text_a, template).to_json()
     outs_a = (card.card_markdown(a, "Version A"), card.tokens_html(a), card.surprisal_figure(a, "Version A"))
@@ -171,7 +214,7 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
               max_tokens: int = 200, stop: str = "") -> dict:
     """Write a draft for the brief; returns {"draft", "notice", "score": {... "tokens": [...]}}."""
     values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
-    *_, last = _run(user_errors(lambda: _stream(Brief(task, intent, audience, world, text_so_far), model, template,
+    *_, last = _run(user_errors(lambda: _stream(_brief(task, intent, audience, world, text_so_far), model, template,
                                                 _sampler(values), None))())
     return {"draft": last.text, "notice": last.notice, "stop_reason": last.stop_reason,
             "score": last.result.to_json() if last.result else None}
@@ -180,8 +223,10 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
 def api_score(text: str, task: str = "", intent: str = "", audience: str = "", world: str = "",
               text_so_far: str = "", model: str = BASE_LABEL, template: str = "chat") -> dict:
     """Calibrated surprise of `text` under the brief: I, H_X, H_X_given_Y, I_uncopied, tokens, ..."""
-    *_, result = _run(user_errors(lambda: writer.score(POOL.get(model), Brief(task, intent, audience, world,
-                                                                              text_so_far), text, template))())
+    def run():
+        _check_text({"text": text})
+        return writer.score(POOL.get(model), _brief(task, intent, audience, world, text_so_far), text, template)
+    *_, result = _run(user_errors(run)())
     return result.to_json()
 
 
@@ -196,7 +241,7 @@ def build() -> gr.Blocks:
                     "score: how much your brief explains words that would be surprising on their own.")
         last = gr.State({})
         variants = POOL.variants()
-        with gr.Tab("Write"):
+        with gr.Tab("Write", elem_id="write-tab"):
             with gr.Row():
                 with gr.Column(scale=1):
                     brief_in = [gr.Textbox(label="Task", placeholder="Write the opening paragraph of a ghost story"),
@@ -221,15 +266,15 @@ def build() -> gr.Blocks:
                         regen_btn = gr.Button("Regenerate")
                         cont_btn = gr.Button("Continue")
                 with gr.Column(scale=1):
-                    notice = gr.Markdown()
-                    draft = gr.Textbox(label="Draft", lines=10, interactive=True)
+                    notice = gr.Markdown(elem_id="notice")
+                    draft = gr.Textbox(label="Draft", lines=10, interactive=True, elem_id="draft")
                     card_md = gr.Markdown(elem_id="score-card")
                     tokens = gr.HTML(elem_id="token-view")
                     plot = gr.Plot(label="Surprisal per token")
                     with gr.Row():
                         md_btn = gr.Button("Export Markdown")
                         json_btn = gr.Button("Export JSON")
-                    export_file = gr.File(label="Download", interactive=False)
+                    export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
             ins = [*brief_in, model, template, draft, last, *sampler_in]
             outs = [draft, notice, card_md, tokens, plot, last]
             gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
@@ -240,13 +285,13 @@ def build() -> gr.Blocks:
             md_btn.click(lambda r: next(export(r, "md")), last, export_file, api_visibility="private")
             json_btn.click(lambda r: next(export(r, "json")), last, export_file, api_visibility="private")
             del gen_ev, regen_ev, cont_ev
-        with gr.Tab("Compare"):
+        with gr.Tab("Compare", elem_id="compare-tab"):
             gr.Markdown("Base and CQA on the brief and sampler settings of the Write tab, with the same seed.")
             cmp_btn = gr.Button("Generate with both")
             with gr.Row():
                 left, right = gr.Markdown(label="base"), gr.Markdown(label="CQA")
             cmp_btn.click(compare, [*brief_in, template, *sampler_in], [left, right], api_visibility="private")
-        with gr.Tab("Score"):
+        with gr.Tab("Score", elem_id="score-tab"):
             with gr.Row():
                 with gr.Column():
                     s_brief = [gr.Textbox(label=f.replace("_", " ").capitalize()) for f in BRIEF_FIELDS]
@@ -256,9 +301,9 @@ def build() -> gr.Blocks:
                     text_b = gr.Textbox(label="Version B (optional)", lines=6)
                     score_btn = gr.Button("Score", variant="primary")
                 with gr.Column():
-                    verdict = gr.Markdown()
-                    card_a, tokens_a, plot_a = gr.Markdown(), gr.HTML(), gr.Plot()
-                    card_b, tokens_b = gr.Markdown(), gr.HTML()
+                    verdict = gr.Markdown(elem_id="score-verdict")
+                    card_a, tokens_a, plot_a = gr.Markdown(elem_id="score-card-a"), gr.HTML(elem_id="token-view-a"), gr.Plot()
+                    card_b, tokens_b = gr.Markdown(elem_id="score-card-b"), gr.HTML(elem_id="token-view-b")
             score_btn.click(lambda *v: next(score_tab(*v)), [*s_brief, s_model, s_template, text_a, text_b],
                             [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
         gr.api(api_draft, api_name="draft")
@@ -269,7 +314,7 @@ def build() -> gr.Blocks:
 def main(argv=None):
     env = os.environ.get
     p = argparse.ArgumentParser(description="CQA writing assistant")
-    p.add_argument("--host", default=env("CQA_HOST", "127.0.0.1"), help="bind address (0.0.0.0 for a Space)")
+    p.add_argument("--host", default=env("CQA_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")), help="bind address (0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=int(env("CQA_PORT", env("GRADIO_SERVER_PORT", "7860"))))
     p.add_argument("--model", default=env("CQA_MODEL"), help="catalog name, .gguf path or owner/repo:file.gguf")
     p.add_argument("--adapter", default=env("CQA_ADAPTER"), help="CQA LoRA adapter (.gguf)")

@@ -1,6 +1,7 @@
 """Sampler settings: typed, validated on construction, every problem reported at once."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -38,7 +39,7 @@ class Sampler:
                     problems.append("stop: must be a list of strings")
                 continue
             want = int if f.type in ("int", int) else float
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):  # nan, inf
                 problems.append(f"{f.name}: must be a number, got {v!r}")
                 continue
             if want is int and int(v) != v:

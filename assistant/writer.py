@@ -94,4 +94,7 @@ def score(engine: Engine, brief: Brief, text: str, template: str = "chat") -> Sc
     check_lengths(brief, text)
     if not text.strip():
         raise EngineError("there is no text to score: paste a passage first")
+    if brief.is_empty():  # with no brief both passes are the same prompt: I would be 0 for any text
+        raise BriefError("the brief is empty: fill in at least the task, so the score can measure "
+                         "how much the brief explains the text")
     return score_text(engine, brief, text, template=template)

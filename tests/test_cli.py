@@ -1,0 +1,63 @@
+"""`python -m assistant score` as a script uses it: JSON out, one-line errors, exit codes."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "assistant", *args], cwd=ROOT, capture_output=True,
+                          input=stdin, timeout=300)
+
+
+def test_score_json(tmp_path):
+    brief = tmp_path / "brief.json"
+    brief.write_text(json.dumps({"task": "Describe the harbour.", "world": "The harbour of Vell freezes each winter."}))
+    text = tmp_path / "text.txt"
+    text.write_text("Every winter the harbour of Vell froze, and the boats slept in the ice.", encoding="utf-8")
+    r = run("score", "--brief", str(brief), "--text", str(text), "--json", "--threads", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    for key in ("I", "H_X", "H_X_given_Y", "I_uncopied", "n_tokens", "tokens"):
+        assert key in out
+    assert out["n_tokens"] == len(out["tokens"]) > 5
+    assert abs(out["I"] - (out["H_X"] - out["H_X_given_Y"])) < 1e-9
+    assert abs(out["I"] - sum(t["i"] for t in out["tokens"])) < 1e-6
+    assert set(out["tokens"][0]) >= {"token", "s0", "sY", "i", "copied"}
+    assert "".join(t["token"] for t in out["tokens"]) == text.read_text()
+    assert any(t["copied"] for t in out["tokens"])  # "the harbour of Vell" restates the brief
+
+
+def test_missing_brief_fields_are_empty(tmp_path):
+    brief = tmp_path / "b.json"
+    brief.write_text("{}")
+    r = run("score", "--brief", str(brief), "--text", "-", "--threads", "2", stdin=b"A short line of text.")
+    assert r.returncode == 0, r.stderr.decode()
+    assert "I(X;Y)" in r.stdout.decode()
+
+
+def test_errors_are_one_line(tmp_path):
+    bad_utf8 = tmp_path / "t.txt"
+    bad_utf8.write_bytes(b"caf\xe9 au lait")
+    brief = tmp_path / "b.json"
+    brief.write_text('{"task": "x", "mood": "y"}')
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"task": ')
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  ")
+    cases = [
+        (("score", "--text", str(bad_utf8)), "not valid UTF-8"),
+        (("score", "--brief", str(brief), "--text", str(empty)), "unknown brief field"),
+        (("score", "--brief", str(broken), "--text", str(empty)), "not valid JSON"),
+        (("score", "--text", str(empty)), "no text to score"),
+        (("score", "--text", str(tmp_path / "nope.txt")), "cannot read text"),
+        (("score", "--text", str(empty), "--model", "gpt-17"), "unknown model 'gpt-17'"),
+    ]
+    for args, msg in cases:
+        r = run(*args)
+        err = r.stderr.decode()
+        assert r.returncode == 1, (args, err)
+        assert msg in err and "Traceback" not in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
