@@ -21,6 +21,8 @@ NEUTRAL_TASK = "Write a passage."          # the unconditional prompt's only ins
 CONTEXT_TASK = "Write the passage."        # follows a prose context (eval pairs)
 FIELD_LABELS = {"task": "Task", "intent": "Intent", "audience": "Audience", "world": "World",
                 "text_so_far": "Text so far"}
+NOTES_HEADER = "Notes:"      # a CQA-tuned model reasons first, under this line...
+PASSAGE_HEADER = "Passage:"  # ...then writes the passage under this one (finetune/render.py)
 TEMPLATES = ("chat", "plain")              # chat: the model's own chat template from its GGUF
 
 Messages = list[dict]
@@ -133,3 +135,20 @@ def fit(brief: Brief, budget_tokens: int, count: Callable[[Brief], int]) -> tupl
     kept = brief.replace(text_so_far=" ".join(words[lo:]))
     return kept, (f"The brief and text so far were longer than the model's context: the oldest "
                   f"{lo} of {len(words)} words of 'text so far' were left out.")
+
+
+def split_notes(draft: str) -> tuple[str, str]:
+    """A tuned model's draft -> (its notes, the passage). Drafts without notes pass through.
+
+    >>> split_notes("Notes:\\n- [craft/lexis] a over b: why\\n\\nPassage:\\nThe sea.")
+    ('Notes:\\n- [craft/lexis] a over b: why', 'The sea.')
+    >>> split_notes("The sea.")
+    ('', 'The sea.')
+    """
+    marker = f"{PASSAGE_HEADER}\n"
+    if marker in draft:
+        head, _, tail = draft.partition(marker)
+        return head.strip(), tail.lstrip()
+    if draft.lstrip().startswith(NOTES_HEADER):
+        return draft.strip(), ""  # the notes never reached the passage (max tokens, Stop)
+    return "", draft

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .brief import Brief, BriefError, fit
+from .brief import Brief, BriefError, fit, split_notes
 from .engine import Draft, Engine, EngineError
 from .sampler import Sampler
 from .scoring import ScoredText, prompts_for, score_generated, score_text
@@ -31,6 +31,7 @@ class Update:
     stop_reason: str = ""
     ids: list[int] | None = None   # the draft's tokens, for Continue
     logprobs: list[float] | None = None
+    notes: str = ""                # a CQA-tuned model's reasoning, shown apart from the passage
 
 
 def check_lengths(brief: Brief, text: str = "") -> None:
@@ -67,9 +68,23 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
         yield Update(head + draft.text, notice=notice)
     ids = prefix_ids + draft.ids
     if not ids:
-        yield Update(head, done=True, notice=(notice + " The model ended the draft at once: try another "
-                                              "seed or a higher temperature.").strip(),
+        why = "" if draft.stop_reason == "cancelled" else (" The model ended the draft at once: try another "
+                                                            "seed or a higher temperature.")
+        yield Update(head, done=True, notice=(notice + why).strip(),
                      stop_reason=draft.stop_reason, ids=[], logprobs=[])
+        return
+    notes, passage = split_notes(head + draft.text)
+    if notes:  # a tuned model reasoned first: the passage alone is the draft, scored under the brief only
+        if not passage.strip():
+            yield Update(head + draft.text, done=True, stop_reason=draft.stop_reason, ids=prefix_ids + draft.ids,
+                         logprobs=(list(prefix_logprobs) + draft.logprobs) if prefix_logprobs is not None
+                         or not prefix_ids else None,
+                         notice=(notice + " The model's notes used every token before the passage: Continue, "
+                                 "or raise Max tokens.").strip())
+            return
+        result = score_text(engine, brief_used, passage, template=template)
+        yield Update(result.text, done=True, result=result, notice=notice, stop_reason=draft.stop_reason,
+                     notes=notes)
         return
     if not draft.exact:  # a stop string cut a token in two: score the visible text, two passes
         result = score_text(engine, brief_used, head + draft.text, template=template)

@@ -98,13 +98,14 @@ def _check_fields(where: str, obj: dict, names: tuple[str, ...], allow_empty: tu
 def validate_pair(where: str, obj: dict) -> list[str]:
     """Problems with one pair object, each `where: field: message` (none: it is valid)."""
     problems = _check_fields(where, obj, PAIR_FIELDS)
-    if problems:
-        return problems
-    if obj["group"] not in GROUPS:
+    ok = {k for k in PAIR_FIELDS if isinstance(obj.get(k), str) and obj[k].strip()}
+    if "group" in ok and obj["group"] not in GROUPS:
         problems.append(f"{where}: group: {obj['group']!r} is not one of {', '.join(GROUPS)}")
-    if obj["axis"] not in AXES:
+    if "axis" in ok and obj["axis"] not in AXES:
         problems.append(f"{where}: axis: {obj['axis']!r} is not one of {', '.join(AXES)}")
-    if obj["high"].strip() == obj["degraded"].strip():
+    if not {"high", "degraded"} <= ok:
+        pass
+    elif obj["high"].strip() == obj["degraded"].strip():
         problems.append(f"{where}: degraded: is the same text as high")
     else:
         ratio = len(obj["degraded"].split()) / max(1, len(obj["high"].split()))
@@ -163,7 +164,9 @@ def files_info(paths) -> list[dict]:
     out = []
     for p in paths:
         data = Path(p).read_bytes()
-        out.append({"path": str(p), "sha256": hashlib.sha256(data).hexdigest(),
+        shown = Path(p).resolve()
+        shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
+        out.append({"path": str(shown), "sha256": hashlib.sha256(data).hexdigest(),
                     "lines": sum(1 for line in data.splitlines() if line.strip())})
     return out
 

@@ -1,0 +1,164 @@
+"""Does CQA work? Base vs CQA on paired passages, on generations, and a scorer cross-check.
+
+    python -m eval pairs --pairs eval/data/pairs.jsonl --adapter epoch5=models/cqa/adapter.gguf --out eval/out/pairs
+    python -m eval generate --briefs eval/data/briefs.jsonl --n 2 --adapter epoch5=models/cqa/adapter.gguf --out eval/out/gen
+    python -m eval crosscheck --out eval/out/crosscheck
+    python -m eval validate eval/data/pairs_literary.jsonl eval/data/briefs.jsonl
+
+Errors are one line (per problem) on stderr and exit status 1; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .pairs import BRIEF_FIELDS, GROUPS, FormatError, load_briefs, load_pairs, read_jsonl
+from .runner import EvalError, default_cache_path, default_pairs_files, evaluate_pairs
+
+OUT = Path("eval/out")
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--model", default=None, help="base model: catalog name (smollm2-135m, gemma3-270m) or .gguf "
+                   "path (default: $CQA_MODEL or smollm2-135m)")
+    p.add_argument("--adapter", action="extend", nargs="+", default=[], metavar="NAME=PATH",
+                   help="a LoRA adapter (GGUF) to compare with the base; repeat for several (e.g. one per epoch)")
+    p.add_argument("--template", choices=("chat", "plain"), default="chat",
+                   help="prompt format (default chat); it changes the results, so it is reported")
+    p.add_argument("--out", type=Path, default=OUT / out, help=f"output folder (default eval/out/{out})")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default $CQA_THREADS or all cores)")
+    p.add_argument("--cache", type=Path, default=None, help=f"score cache (default {default_cache_path()})")
+    p.add_argument("--no-cache", action="store_true", help="score everything afresh, keep nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cache(args) -> Path | None:
+    return None if args.no_cache else (args.cache or default_cache_path())
+
+
+def cmd_pairs(args) -> int:
+    files = args.pairs or default_pairs_files()
+    report, paths = evaluate_pairs(files, args.out, model=args.model, adapters=args.adapter, template=args.template,
+                                   cache_path=_cache(args), n_threads=args.threads, limit=args.limit, group=args.group,
+                                   progress=not args.quiet)
+    for g, s in report["groups"].items():
+        line = ", ".join(f"{v}: {100 * s['validation_rate'][v]:.0f}% valid, mean ΔI {s['mean_delta_I'][v]:+.3f}"
+                         for v in report["variants"])
+        print(f"{g} (n={s['n']}): {line}")
+        for a, d in s["delta_delta"].items():
+            p = "–" if d["wilcoxon_p"] is None else f"{d['wilcoxon_p']:.3g}"
+            dz = "–" if d["cohens_d"] is None else f"{d['cohens_d']:+.2f}"
+            print(f"  {a} vs base: Δ(ΔI) {d['mean']:+.3f} bits/token, Wilcoxon p={p}, d_z={dz}")
+    for v, t in report["timing"].items():
+        print(f"time {v}: {t['seconds']:.1f} s wall, {t['cpu_seconds']:.1f} s CPU ({t['texts_scored']} texts scored, "
+              f"{t['texts_cached']} cached)")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .generate import run_generate
+
+    paths = run_generate(args)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_crosscheck(args) -> int:
+    from .crosscheck import run_crosscheck
+
+    ok, paths = run_crosscheck(args)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0 if ok else 1
+
+
+def cmd_validate(args) -> int:
+    """Pair files or brief files (told apart by their fields); every problem listed."""
+    for f in args.files:
+        rows, _ = read_jsonl(Path(f))
+        is_brief = bool(rows) and "task" in rows[0][1] and "high" not in rows[0][1]
+        n = len(load_briefs([f]) if is_brief else load_pairs([f]))
+        print(f"{f}: {n} {'briefs' if is_brief else 'pairs'}, valid")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pairs", help="ΔI on paired passages, base vs each adapter, with statistics")
+    p.add_argument("--pairs", action="extend", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="pair files (JSON Lines); several are concatenated (default eval/data/pairs.jsonl)")
+    p.add_argument("--group", choices=GROUPS, default=None, help="only this group's pairs")
+    p.add_argument("--limit", type=int, default=None, help="only the first N pairs (a quick look)")
+    _common(p, "pairs")
+    p.set_defaults(func=cmd_pairs)
+
+    g = sub.add_parser("generate", help="drafts from base and adapters on the same briefs and seeds, scored")
+    g.add_argument("--briefs", action="extend", nargs="+", type=Path, default=[], metavar="FILE",
+                   help=f"brief files, one JSON object per line with {', '.join(BRIEF_FIELDS)} "
+                   "(default eval/data/briefs.jsonl)")
+    g.add_argument("--n", type=int, default=2, help="drafts per brief and variant (seeds 0..n-1)")
+    g.add_argument("--limit", type=int, default=None, help="only the first N briefs")
+    g.add_argument("--reader", action="extend", nargs="+", default=[], metavar="MODEL",
+                   help="models that score the drafts (default: the base, plus gemma3-270m when installed)")
+    g.add_argument("--max-tokens", type=int, default=160, help="new tokens per draft at most")
+    g.add_argument("--temperature", type=float, default=0.8)
+    _common(g, "generate")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("crosscheck", help="the scorer through llama.cpp vs transformers on the same GGUF")
+    c.add_argument("--pairs", action="extend", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="texts come from these pair files (default eval/data/pairs.jsonl)")
+    c.add_argument("--texts", type=int, default=20, help="how many texts (high and degraded of texts/2 pairs)")
+    c.add_argument("--min-r", type=float, default=None, help="required Pearson r of per-text I (default 0.95)")
+    c.add_argument("--max-mad", type=float, default=None,
+                   help="required per-token mean absolute difference, bits (default 0.20)")
+    _common(c, "crosscheck")
+    c.set_defaults(func=cmd_crosscheck)
+
+    v = sub.add_parser("validate", help="check pair or brief files; file:line: field: message errors")
+    v.add_argument("files", nargs="+", type=Path)
+    v.set_defaults(func=cmd_validate)
+    return ap
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [EvalError, FormatError, OSError]
+    try:
+        from assistant.brief import BriefError
+        from assistant.catalog import ModelUnavailable, UnknownModel
+        from assistant.engine import EngineError
+        from assistant.sampler import SamplerError
+        errors += [EngineError, UnknownModel, ModelUnavailable, BriefError, SamplerError]
+    except ImportError:  # pragma: no cover - assistant/ is part of this repository
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except FormatError as e:
+        for line in e.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        hint = {"llama_cpp": "pip install llama-cpp-python", "scipy": "pip install scipy",
+                "matplotlib": "pip install matplotlib", "transformers": "pip install transformers torch"}
+        print(f"error: {e.name} is not installed: {hint.get(e.name, 'pip install ' + str(e.name))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: what was scored so far is cached; run the same command to go on", file=sys.stderr)
+        return 130
+    except _known_errors() as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

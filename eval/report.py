@@ -1,0 +1,214 @@
+"""Pair scores -> report.json, report.md (and delta.png via eval.plot).
+
+    python -m eval pairs --pairs eval/data/pairs.jsonl --adapter epoch5=models/cqa/adapter.gguf --out eval/out/pairs
+
+Numbers are per-token means in bits/token. Every statistic is given twice: over all
+tokens, and over the tokens not copied from the context (suffix `_uncopied`), because
+restating the brief earns I cheaply (DESIGN.md section 3).
+
+report.json:
+    {"variants": [names; the first is the base],
+     "groups": {group: {"n", "validation_rate": {variant: x}, "mean_delta_I": {variant: x},
+                        "validation_rate_uncopied", "mean_delta_I_uncopied", "mean_I",
+                        "delta_delta": {adapter: {"n", "mean", "wilcoxon_p", "cohens_d",
+                                                  "mean_uncopied", "wilcoxon_p_uncopied", "cohens_d_uncopied"}},
+                        "axes": {axis: {...the same keys, without "axes"...}}}},
+     "pairs": [{"id", "group", "axis", "source", "I": {variant: {"high", "degraded"}}, "I_uncopied": {...},
+                "delta_I": {variant: x}, "delta_I_uncopied": {variant: x}, "n_tokens", "n_copied"}],
+     "template", "model", "adapters", "pairs_files", "machine", "timing", "created", "command"}
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import stats
+from .pairs import AXES, GROUPS, Pair
+
+KINDS = (("", "I_per_token"), ("_uncopied", "I_uncopied_per_token"))  # (key suffix, Score field)
+
+
+def pair_rows(pairs: list[Pair], variants: list[str], scores: dict) -> list[dict]:
+    """One row per pair: I of high and degraded and ΔI, per variant, both kinds."""
+    rows = []
+    for p in pairs:
+        row = {"id": p.id, "group": p.group, "axis": p.axis, "source": p.source}
+        for suffix, fld in KINDS:
+            row["I" + suffix] = {v: {k: scores[v][p.id][k][fld] for k in ("high", "degraded")} for v in variants}
+            row["delta_I" + suffix] = {v: row["I" + suffix][v]["high"] - row["I" + suffix][v]["degraded"]
+                                       for v in variants}
+        base = scores[variants[0]][p.id]
+        row["n_tokens"] = {k: base[k]["n_tokens"] for k in ("high", "degraded")}
+        row["n_copied"] = {k: base[k]["n_copied"] for k in ("high", "degraded")}
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict], variants: list[str]) -> dict:
+    """n, validation rate, mean ΔI per variant; Δ(ΔI) statistics per adapter against the base."""
+    out: dict = {"n": len(rows)}
+    for suffix, _ in KINDS:
+        d = {v: [r["delta_I" + suffix][v] for r in rows] for v in variants}
+        out["validation_rate" + suffix] = {v: stats.validation_rate(d[v]) for v in variants}
+        out["mean_delta_I" + suffix] = {v: stats.mean(d[v]) for v in variants}
+        out["mean_I" + suffix] = {v: {k: stats.mean(r["I" + suffix][v][k] for r in rows)
+                                      for k in ("high", "degraded")} for v in variants}
+    base = variants[0]
+    out["delta_delta"] = {}
+    for a in variants[1:]:
+        dd = {}
+        for suffix, _ in KINDS:
+            res = stats.delta_delta([r["delta_I" + suffix][a] for r in rows],
+                                    [r["delta_I" + suffix][base] for r in rows])
+            dd["n"] = res.pop("n")
+            dd.update({k + suffix: x for k, x in res.items()})
+        out["delta_delta"][a] = dd
+    return out
+
+
+def build(pairs: list[Pair], variants: list[str], scores: dict, meta: dict | None = None) -> dict:
+    """The whole report as plain JSON-able data (see the module docstring for the shape)."""
+    rows = pair_rows(pairs, variants, scores)
+    present = [g for g in GROUPS if any(r["group"] == g for r in rows)]
+    groups = {}
+    for g in present:
+        grows = [r for r in rows if r["group"] == g]
+        groups[g] = summarise(grows, variants)
+        groups[g]["axes"] = {a: summarise([r for r in grows if r["axis"] == a], variants)
+                             for a in AXES if any(r["axis"] == a for r in grows)}
+    return {"variants": list(variants), "groups": groups, "pairs": rows, **(meta or {})}
+
+
+def machine_info() -> dict:
+    info = {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+    try:
+        from importlib.metadata import version
+        info["llama_cpp_python"] = version("llama-cpp-python")
+    except Exception:  # noqa: BLE001 - not installed is fine here
+        info["llama_cpp_python"] = None
+    return info
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---- writing ---------------------------------------------------------------------------------
+def _clean(x):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Temp file in the same folder, then rename: a reader never sees half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_json(report: dict, path: Path) -> None:
+    write_atomic(path, json.dumps(_clean(report), indent=1, ensure_ascii=False) + "\n")
+
+
+def _f(x, fmt="+.3f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def _p(x) -> str:
+    return "–" if x is None else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
+
+
+def _group_tables(s: dict, variants: list[str], adapters: list[str]) -> list[str]:
+    lines = ["| variant | n | validation rate | mean ΔI | validation rate (uncopied) | mean ΔI (uncopied) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for v in variants:
+        lines.append(f"| {v} | {s['n']} | {_pct(s['validation_rate'][v])} | {_f(s['mean_delta_I'][v])} | "
+                     f"{_pct(s['validation_rate_uncopied'][v])} | {_f(s['mean_delta_I_uncopied'][v])} |")
+    if adapters:
+        lines += ["", "| adapter vs base | n | mean Δ(ΔI) | Wilcoxon p (greater) | Cohen's d_z | "
+                      "mean Δ(ΔI) (uncopied) | p (uncopied) | d_z (uncopied) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for a in adapters:
+            d = s["delta_delta"][a]
+            lines.append(f"| {a} | {d['n']} | {_f(d['mean'])} | {_p(d['wilcoxon_p'])} | {_f(d['cohens_d'], '+.2f')} | "
+                         f"{_f(d['mean_uncopied'])} | {_p(d['wilcoxon_p_uncopied'])} | "
+                         f"{_f(d['cohens_d_uncopied'], '+.2f')} |")
+    return lines
+
+
+def markdown(report: dict) -> str:
+    variants = report["variants"]
+    adapters = variants[1:]
+    m = report.get("model", {})
+    out = ["# Pair evaluation: ΔI = I(high) − I(degraded), base vs CQA", ""]
+    out += [f"- model: `{m.get('name', '?')}` ({Path(m.get('path', '?')).name}, "
+            f"sha256 `{m.get('sha256', '?')[:16]}…`)",
+            f"- template: **{report.get('template', '?')}** (the prompt format changes the numbers)"]
+    for a in report.get("adapters", []):
+        out.append(f"- adapter `{a['name']}`: {a['path']} (sha256 `{(a['sha256'] or '?')[:16]}…`)")
+    for f in report.get("pairs_files", []):
+        out.append(f"- pairs: {f['path']} ({f['lines']} pairs, sha256 `{f['sha256'][:16]}…`)")
+    mach = report.get("machine", {})
+    if mach:
+        out.append(f"- machine: {mach.get('platform')}, {mach.get('cpu_count')} CPUs, "
+                   f"llama-cpp-python {mach.get('llama_cpp_python')}; created {report.get('created', '?')}")
+    for v, t in report.get("timing", {}).items():
+        per = t.get("seconds_per_scored_pair")
+        out.append(f"- time `{v}`: {t['seconds']:.1f} s, CPU {t['cpu_seconds']:.1f} s ({t['texts_scored']} texts "
+                   f"scored, {t['texts_cached']} from cache" + (f"; {per:.1f} s per scored pair" if per else "") + ")")
+    out += ["", "Bits/token. Validation rate: share of pairs with ΔI > 0. Δ(ΔI) = ΔI(adapter) − ΔI(base) per "
+            "pair; one-sided Wilcoxon signed-rank test (the adapter raises ΔI) and Cohen's d_z = mean/sd "
+            "of the paired differences. *Uncopied*: I over the tokens not copied from the context "
+            "(3-word spans), the app's copied-span rule.", "", "![ΔI per pair](delta.png)", ""]
+    for g, s in report["groups"].items():
+        out += [f"## {g}", ""] + _group_tables(s, variants, adapters) + [""]
+        out += [f"### {g}, by axis", "",
+                "| axis | n | " + " | ".join(f"{v}: val. rate / mean ΔI / mean ΔI uncop." for v in variants)
+                + "".join(f" | Δ(ΔI) {a}: mean / p" for a in adapters) + " |",
+                "|---|---:|" + "---:|" * (len(variants) + len(adapters))]
+        for axis, a in s["axes"].items():
+            cells = [f"{_pct(a['validation_rate'][v])} / {_f(a['mean_delta_I'][v])} / "
+                     f"{_f(a['mean_delta_I_uncopied'][v])}" for v in variants]
+            cells += [f"{_f(a['delta_delta'][ad]['mean'])} / {_p(a['delta_delta'][ad]['wilcoxon_p'])}"
+                      for ad in adapters]
+            out.append(f"| {axis} | {a['n']} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## Pairs", "", "| id | group | axis | tokens (high/degr.) | "
+            + " | ".join(f"ΔI {v} (uncop.)" for v in variants) + " |",
+            "|---|---|---|---:|" + "---:|" * len(variants)]
+    for r in report["pairs"]:
+        out.append(f"| {r['id']} | {r['group']} | {r['axis']} | {r['n_tokens']['high']}/{r['n_tokens']['degraded']} | "
+                   + " | ".join(f"{_f(r['delta_I'][v])} ({_f(r['delta_I_uncopied'][v])})" for v in variants) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_all(report: dict, out_dir: Path) -> list[Path]:
+    """report.json, report.md and delta.png in out_dir; returns the paths."""
+    from .plot import plot_delta
+
+    out_dir = Path(out_dir)
+    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "delta.png"]
+    write_json(report, paths[0])
+    write_atomic(paths[1], markdown(report))
+    write_atomic(paths[2], plot_delta(report))
+    return paths

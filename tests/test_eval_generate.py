@@ -1,0 +1,94 @@
+"""generate on fake writers/readers (summary, pairing, cache, markdown), text statistics, crosscheck math."""
+import doctest
+
+import pytest
+
+from assistant.sampler import Sampler
+from eval import crosscheck, textstats
+from eval.generate import ReaderSpec, generate, summarise
+from eval.pairs import BriefRecord
+from eval.runner import ScoreCache, Variant
+from eval.transcript import markdown_summary, markdown_transcript
+
+
+def test_textstats_worked_example():
+    assert doctest.testmod(textstats).failed == 0
+    w = textstats.words("The cat sat. The cat sat. The end")
+    assert textstats.distinct_n([w], 2) == 4 / 7
+    assert textstats.repetition_rate(w, 3) == 1 - 4 / 6
+    assert textstats.distinct_n([["a"]], 2) is None and textstats.repetition_rate(["a"], 4) is None
+
+
+def test_crosscheck_agreement_example():
+    assert doctest.testmod(crosscheck).failed == 0
+
+
+BRIEFS = [BriefRecord("b1", "mystery", {"task": "Write.", "intent": "i", "audience": "a", "world": "w",
+                                        "text_so_far": ""}),
+          BriefRecord("b2", "fable", {"task": "Write more.", "intent": "i", "audience": "a", "world": "w",
+                                      "text_so_far": ""})]
+VARIANTS = [Variant("base", "fake", "/f.gguf", "a" * 64),
+            Variant("e5", "fake", "/f.gguf", "a" * 64, "/e5.gguf", "b" * 64)]
+READERS = [ReaderSpec("r1", "fake", "/f.gguf", "a" * 64, "chat"),
+           ReaderSpec("r2", "fake2", "/g.gguf", "c" * 64, "plain")]
+
+
+class Writer:
+    opened = 0
+
+    def __init__(self, v):
+        self.v = v
+        Writer.opened += 1
+
+    def draft(self, brief, sampler):
+        tag = "tuned" if self.v.adapter_path else "base"
+        text = "" if (brief.task == "Write more." and sampler.seed == 1 and tag == "base") else \
+            f"{tag} draft {sampler.seed} for {brief.task} {tag} {tag}"
+        return {"text": text, "n_tokens": len(text.split()), "stop_reason": "eos"}
+
+    def close(self):
+        pass
+
+
+class Reader:
+    def __init__(self, r):
+        self.r = r
+
+    def score(self, brief, text):
+        I = 1.0 + text.count("tuned") * (1.0 if brief.task == "Write." else 0.5)  # base drafts: 1.0
+        return {"n_tokens": 4, "n_copied": 0, "I_per_token": I, "I_uncopied_per_token": I, "H_X_per_token": 5.0,
+                "H_X_given_Y_per_token": 5.0 - I, "classes": {}}
+
+    def close(self):
+        pass
+
+
+def test_generate_summary_pairing_and_cache(tmp_path):
+    cache = ScoreCache(tmp_path / "c.jsonl")
+    res = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", cache, Writer, Reader, progress=False)
+    drafts = res["drafts"]
+    assert len(drafts) == 2 * 2 * 2 and {d["seed"] for d in drafts} == {0, 1}
+    empty = [d for d in drafts if not d["text"]]
+    assert len(empty) == 1 and empty[0]["scores"] == {"r1": None, "r2": None}
+    s = summarise(drafts, ["base", "e5"], ["r1", "r2"])
+    assert s["summary"]["base"]["readers"]["r1"] == {"n_scored": 3, "I_per_token": 1.0, "I_uncopied_per_token": 1.0,
+                                                     "H_X_per_token": 5.0, "H_X_given_Y_per_token": 4.0}
+    assert s["summary"]["e5"]["readers"]["r1"]["I_per_token"] == pytest.approx((4 + 4 + 2.5 + 2.5) / 4)
+    vs = s["vs_base"]["e5"]["r1"]       # per brief, seeds averaged: b1 +3.0, b2 +1.5
+    assert vs["n_briefs"] == 2 and vs["mean_I_difference"] == pytest.approx(2.25)
+    assert vs["wilcoxon_p"] == pytest.approx(0.25)   # 2 positive differences: 1/4
+    assert s["summary"]["base"]["stopped_at_eos"] == 1.0 and s["summary"]["e5"]["repetition_rate"] is not None
+    # Same seeds, same settings: a re-run takes drafts and scores from the cache, opening nothing.
+    Writer.opened = 0
+    again = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", ScoreCache(tmp_path / "c.jsonl"),
+                     Writer, lambda r: pytest.fail("reader opened"), progress=False)
+    assert Writer.opened == 0 and again["drafts"] == drafts
+    result = {"variants": ["base", "e5"], "readers": [r.__dict__ for r in READERS], "notes": [], "template": "chat",
+              "sampler": Sampler(max_tokens=20).to_dict(), "n_per_brief": 2, "n_briefs": 2,
+              "model": {"name": "fake", "sha256": "a" * 64}, "adapters": [{"name": "e5", "path": "/e5.gguf",
+                                                                             "sha256": "b" * 64}],
+              **s, "drafts": drafts, "timing": {"total": 1.0}}
+    md = markdown_summary(result)
+    assert "| e5 | 4 |" in md and "## Scored by r2" in md and "e5 vs base, paired by brief" in md
+    tr = markdown_transcript(result, BRIEFS)
+    assert "## b1 (mystery)" in tr and "| seed | base | e5 |" in tr and "*(empty)*" in tr
