@@ -115,7 +115,9 @@ def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, prefix_l
 
 
 @user_errors
-def generate(*values, request: gr.Request = None, continuing: bool = False):
+def generate(request: gr.Request, *values, continuing: bool = False):
+    """Stream a draft, then its score. `request` comes first: Gradio fills in a gr.Request only for
+    positional parameters before *values, and Stop finds this draft by the request's session."""
     n = len(BRIEF_FIELDS)
     brief = _brief(*values[:n])
     variant, template, draft_text, last = values[n], values[n + 1], values[n + 2], values[n + 3]
@@ -147,6 +149,11 @@ def _generate(brief, variant, template, draft_text, last, sampler, cancel, conti
             rec = _record(brief, u, variant, sampler, template)
             yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else ""),
                    *_outputs(rec), rec)
+
+
+def continue_draft(request: gr.Request, *values):
+    """Continue: a plain function, not functools.partial, so Gradio sees the gr.Request annotation."""
+    yield from generate(request, *values, continuing=True)
 
 
 def stop(request: gr.Request = None):
@@ -280,7 +287,7 @@ def build() -> gr.Blocks:
             gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
             regen_ev = regen_btn.click(lambda s: int(s or 0) + 1, sampler_in[5], sampler_in[5],
                                        api_visibility="private").then(generate, ins, outs, api_visibility="private")
-            cont_ev = cont_btn.click(functools.partial(generate, continuing=True), ins, outs, api_visibility="private")
+            cont_ev = cont_btn.click(continue_draft, ins, outs, api_visibility="private")
             stop_btn.click(stop, None, None, queue=False, api_visibility="private")
             md_btn.click(lambda r: next(export(r, "md")), last, export_file, api_visibility="private")
             json_btn.click(lambda r: next(export(r, "json")), last, export_file, api_visibility="private")

@@ -1,0 +1,176 @@
+"""The page in a real browser: Debian's chromium driven by the PyPI playwright package.
+
+    python -m pytest -q tests/test_app_browser.py      # screenshots land in tests/artifacts/
+
+Never runs `playwright install`: it drives /usr/bin/chromium through executable_path. Buttons are matched
+by exact name, because Gradio's footer has buttons with overlapping names ("Use via API").
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+STEP_MS = 180_000   # one generation or scoring step; the 2 cores are shared with other work
+TASK = "Write the opening paragraph of a ghost story set in a lighthouse"
+LONG_TASK = ("Write a long, detailed story of at least two thousand words about a lighthouse keeper, "
+             "chapter by chapter")
+ON_TOPIC = ("Mara climbed the lighthouse stairs at dusk, counting the steps her brother had counted, "
+            "and the lamp room was already warm.")
+OFF_TOPIC = ("Preheat the oven to 180 degrees, whisk the eggs with the sugar, and fold in the flour "
+             "until the batter is smooth and glossy.")
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(server.url)
+        button(pg, "Generate").wait_for()
+        try:
+            yield pg
+        finally:
+            browser.close()
+
+
+def button(pg, name: str):
+    return pg.get_by_role("button", name=name, exact=True)
+
+
+def expect(locator):
+    return playwright_api.expect(locator)
+
+
+def card_tokens(pg, card="#score-card") -> int:
+    """The token count the score card states ("... bits over N tokens")."""
+    m = re.search(r"bits over (\d+) tokens", pg.locator(card).inner_text())
+    assert m, pg.locator(card).inner_text()
+    return int(m.group(1))
+
+
+def expect_error(pg, text: str) -> None:
+    """A Gradio error toast with `text` (and no traceback) appears; then dismiss it, so the next check
+    and the screenshots see a fresh page."""
+    toast = pg.get_by_test_id("toast-body").filter(has_text=text).first
+    expect(toast).to_be_visible(timeout=STEP_MS)
+    assert "Traceback" not in toast.inner_text() and 'File "' not in toast.inner_text()
+    for close in pg.locator(".toast-close").all():
+        if close.is_visible():
+            close.click()
+    expect(pg.get_by_test_id("toast-body")).to_have_count(0)
+
+
+def set_max_tokens(pg, n: int) -> None:
+    box = pg.get_by_label("number input for Max tokens")
+    if not box.is_visible():
+        pg.locator("#write-tab").get_by_text("Sampler", exact=True).click()
+    box.fill(str(n))
+    box.press("Enter")
+    expect(pg.get_by_label("range slider for Max tokens")).to_have_value(str(n))
+
+
+def test_write_tab_generate_stop_export_continue(page, artifacts, tmp_path):
+    pg, write = page, page.locator("#write-tab")
+    draft_box = pg.locator("#draft textarea")
+
+    # An empty brief: a clear error in a toast, no traceback.
+    button(pg, "Generate").click()
+    pg.get_by_test_id("toast-body").first.wait_for(timeout=STEP_MS)
+    pg.screenshot(path=artifacts / "browser-1-empty-brief.png")
+    expect_error(pg, "the brief is empty: say at least what to write")
+
+    # Generate: a draft, the score card with real numbers, coloured tokens.
+    write.get_by_label("Task").fill(TASK)
+    write.get_by_label("Intent").fill("the reader should feel that the lighthouse remembers")
+    set_max_tokens(pg, 24)
+    button(pg, "Generate").click()
+    expect(pg.locator("#score-card")).to_contain_text("Calibrated surprise I(X;Y)", timeout=STEP_MS)
+    card = pg.locator("#score-card").inner_text()
+    assert re.search(r"I\(X;Y\): -?\d+\.\d\d bits/token", card) and "H(X|Y)" in card
+    n = card_tokens(pg)
+    assert 1 <= n <= 24
+    tokens = pg.locator("#token-view .tok")
+    expect(tokens).to_have_count(n)
+    draft = draft_box.input_value()
+    joined = "".join(tokens.all_text_contents())  # newlines render as <br>; split UTF-8 shows as U+FFFD
+    assert draft.strip() and difflib.SequenceMatcher(None, joined, draft.replace("\n", "")).ratio() > 0.9
+    title = tokens.first.get_attribute("title")
+    assert re.match(r"s0=\d+\.\d\d sY=\d+\.\d\d i=[+-]\d+\.\d\d bits", title), title
+    pg.screenshot(path=artifacts / "browser-2-draft.png", full_page=True)
+
+    # Bad input after a draft: an error, and nothing on the page is lost.
+    write.get_by_label("Task").fill("")
+    write.get_by_label("Intent").fill("")
+    button(pg, "Generate").click()
+    expect_error(pg, "the brief is empty")
+    assert draft_box.input_value() == draft and card_tokens(pg) == n
+    write.get_by_label("Task").fill(LONG_TASK)
+
+    # Stop: a long draft ends early, and what was written is still scored.
+    set_max_tokens(pg, 1024)
+    button(pg, "Generate").click()
+    pg.wait_for_function("([sel, old]) => { const v = document.querySelector(sel).value;"
+                         " return v !== old && v.length >= 20; }", arg=["#draft textarea", draft], timeout=STEP_MS)
+    button(pg, "Stop").click()
+    expect(pg.locator("#notice")).to_contain_text("Stopped.", timeout=STEP_MS)
+    stopped = card_tokens(pg)
+    assert 1 <= stopped < 1024
+    expect(pg.locator("#token-view .tok")).to_have_count(stopped)
+    stopped_draft = draft_box.input_value()
+    assert stopped_draft.strip() and stopped_draft != draft
+    pg.screenshot(path=artifacts / "browser-3-stopped.png", full_page=True)
+
+    # Export JSON: a file appears, and it holds the stopped draft with its score.
+    button(pg, "Export JSON").click()
+    link = pg.locator("#export-file a[data-testid='download-link']")
+    expect(link).to_be_visible(timeout=STEP_MS)
+    with pg.expect_download() as dl:
+        link.click()
+    path = tmp_path / "draft.json"
+    dl.value.save_as(path)
+    (artifacts / "browser-export.json").write_bytes(path.read_bytes())
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["draft"] == stopped_draft and record["brief"]["task"] == LONG_TASK
+    assert record["score"]["n_tokens"] == stopped == len(record["score"]["tokens"])
+    assert record["sampler"]["max_tokens"] == 1024 and "ids" not in record
+    pg.screenshot(path=artifacts / "browser-4-export.png", full_page=True)
+
+    # Continue: the stopped draft grows by a few tokens and the whole of it is scored again.
+    set_max_tokens(pg, 6)
+    button(pg, "Continue").click()
+    expect(pg.locator("#score-card")).not_to_contain_text(f"over {stopped} tokens", timeout=STEP_MS)
+    expect(pg.locator("#score-card")).to_contain_text("Calibrated surprise I(X;Y)")
+    assert stopped < card_tokens(pg) <= stopped + 6
+    assert draft_box.input_value().startswith(stopped_draft)
+
+
+def test_score_tab_compares_two_versions(page, artifacts):
+    pg = page
+    pg.get_by_role("tab", name="Score", exact=True).click()
+    tab = pg.locator("#score-tab")
+    tab.get_by_label("Task").fill(TASK)
+    tab.get_by_label("World").fill("Mara keeps the lighthouse on Skerry Rock; her brother drowned there in 1953.")
+    tab.get_by_label("Version A").fill(ON_TOPIC)
+    tab.get_by_label("Version B (optional)").fill(OFF_TOPIC)
+    button(pg, "Score").click()
+    verdict = pg.locator("#score-verdict")
+    expect(verdict).to_contain_text("has the higher calibrated surprise", timeout=STEP_MS)
+    # The version written for the brief wins (the API test asserts the same ranking through /score).
+    expect(verdict).to_contain_text("Version A has the higher calibrated surprise")
+    expect(pg.locator("#score-card-a")).to_contain_text("Version A")
+    expect(pg.locator("#score-card-b")).to_contain_text("Version B")
+    assert pg.locator("#token-view-a .tok").count() == card_tokens(pg, "#score-card-a") >= 10
+    assert pg.locator("#token-view-b .tok").count() == card_tokens(pg, "#score-card-b") >= 10
+    pg.screenshot(path=artifacts / "browser-5-score-tab.png", full_page=True)
