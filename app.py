@@ -98,7 +98,7 @@ def _brief(*values) -> Brief:
 def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str) -> dict:
     return {"brief": brief.to_dict(), "draft": update.text, "ids": update.ids, "logprobs": update.logprobs,
             "score": update.result.to_json() if update.result else None, "model": f"{POOL.config.model or catalog.DEFAULT_MODEL} ({variant})",
-            "variant": variant, "sampler": sampler.to_dict(), "template": template}
+            "variant": variant, "sampler": sampler.to_dict(), "template": template, "notes": update.notes}
 
 
 def _outputs(record: dict):
@@ -147,8 +147,15 @@ def _generate(brief, variant, template, draft_text, last, sampler, cancel, conti
             yield u.text, u.notice, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         else:
             rec = _record(brief, u, variant, sampler, template)
-            yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else ""),
+            yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else "") + _notes_md(u.notes),
                    *_outputs(rec), rec)
+
+
+def _notes_md(notes: str) -> str:
+    """A tuned model reasons before it writes: its notes, folded away under the draft's notice."""
+    if not notes:
+        return ""
+    return f"\n\n<details><summary>The model's notes before the passage</summary>\n\n{notes}\n\n</details>"
 
 
 def continue_draft(request: gr.Request, *values):
@@ -185,7 +192,7 @@ def _side(outs, variant):
     if not u.done or u.result is None:
         return u.text
     r = u.result.to_json()
-    return f"{u.text}\n\n---\n{card.card_markdown(r)}"
+    return f"{u.text}\n\n---\n{card.card_markdown(r)}{_notes_md(u.notes)}"
 
 
 @user_errors
@@ -223,7 +230,7 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
     values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
     *_, last = _run(user_errors(lambda: _stream(_brief(task, intent, audience, world, text_so_far), model, template,
                                                 _sampler(values), None))())
-    return {"draft": last.text, "notice": last.notice, "stop_reason": last.stop_reason,
+    return {"draft": last.text, "notes": last.notes, "notice": last.notice, "stop_reason": last.stop_reason,
             "score": last.result.to_json() if last.result else None}
 
 

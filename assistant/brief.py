@@ -144,11 +144,13 @@ def split_notes(draft: str) -> tuple[str, str]:
     ('Notes:\\n- [craft/lexis] a over b: why', 'The sea.')
     >>> split_notes("The sea.")
     ('', 'The sea.')
+    >>> split_notes("She read the label: Passage:\\nNorth.")   # base drafts are never split
+    ('', 'She read the label: Passage:\\nNorth.')
     """
     marker = f"{PASSAGE_HEADER}\n"
+    if not draft.lstrip().startswith(NOTES_HEADER):  # only a tuned model's drafts open with notes
+        return "", draft
     if marker in draft:
         head, _, tail = draft.partition(marker)
         return head.strip(), tail.lstrip()
-    if draft.lstrip().startswith(NOTES_HEADER):
-        return draft.strip(), ""  # the notes never reached the passage (max tokens, Stop)
-    return "", draft
+    return draft.strip(), ""  # the notes never reached the passage (max tokens, Stop)

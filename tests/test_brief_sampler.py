@@ -54,3 +54,11 @@ def test_sampler_types():
     with pytest.raises(SamplerError, match="unknown sampler setting"):
         Sampler.from_dict({"temp": 1})
     assert Sampler(stop="\n\n").stop == ("\n\n",)
+
+
+def test_split_notes_of_a_tuned_draft():
+    from assistant.brief import split_notes
+    assert split_notes("Notes:\n- [audience/lexis] «x» over «y»: z\n\nPassage:\nThe gulls.") == \
+        ("Notes:\n- [audience/lexis] «x» over «y»: z", "The gulls.")
+    assert split_notes("Notes:\n- [craft/ethos] «a» over «b»") == ("Notes:\n- [craft/ethos] «a» over «b»", "")
+    assert split_notes("Passage:\nplain draft") == ("", "Passage:\nplain draft")
