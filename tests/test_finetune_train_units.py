@@ -1,0 +1,43 @@
+"""The training loop's pure parts: learning-rate schedule, epoch plans, batching with padding.
+
+    python -m pytest tests/test_finetune_train_units.py -q
+"""
+import pytest
+
+from finetune import train
+from finetune.config import TrainConfig
+from finetune.render import IGNORE, Example
+
+
+def ex(i, n):
+    return Example(f"e{i}", "train", list(range(1, n + 1)), [IGNORE] * (n // 2) + list(range(n // 2 + 1, n + 1)))
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=4)
+    assert [train.lr_at(s, cfg, 100) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    cos = TrainConfig(lr=1e-3, warmup_steps=0, lr_schedule="cosine")
+    assert train.lr_at(0, cos, 10) == pytest.approx(1e-3)
+    assert train.lr_at(5, cos, 10) == pytest.approx(5e-4)
+    assert train.lr_at(10, cos, 10) == pytest.approx(0.0)
+
+
+def test_epoch_plan_depends_on_seed_and_epoch_only():
+    examples = [ex(i, 4) for i in range(5)]
+    cfg = TrainConfig(batch_size=2, grad_accum=2, seed=3)
+    plan = train.plan_epoch(examples, cfg, 1)
+    assert [[len(m) for m in step] for step in plan] == [[2, 2], [1]]
+    assert sorted(e.id for step in plan for m in step for e in m) == [f"e{i}" for i in range(5)]
+    assert [e.id for s in plan for m in s for e in m] == [e.id for s in train.plan_epoch(examples, cfg, 1)
+                                                          for m in s for e in m]
+    assert plan != train.plan_epoch(examples, cfg, 2)
+    assert len(train.plan_epoch(examples, TrainConfig(batch_size=1, grad_accum=1, max_steps_per_epoch=2), 1)) == 2
+
+
+def test_collate_pads_right_and_masks_padding():
+    torch = pytest.importorskip("torch")
+    ids, mask, labels = train.collate([ex(0, 4), ex(1, 2)], pad_id=9, device="cpu")
+    assert ids.tolist() == [[1, 2, 3, 4], [1, 2, 9, 9]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert labels.tolist() == [[IGNORE, IGNORE, 3, 4], [IGNORE, 2, IGNORE, IGNORE]]
+    assert ids.dtype == torch.long
