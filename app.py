@@ -10,7 +10,9 @@ calls the core (assistant.writer) and turns its errors into gr.Error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import inspect
 import logging
 import os
 import tempfile
@@ -35,24 +37,34 @@ POOL = Pool()
 CANCEL: dict[str, threading.Event] = {}
 
 
-def user_errors(fn):
+@contextlib.contextmanager
+def user_error_messages():
     """Library errors become gr.Error (a message, no traceback); the server keeps serving."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except USER_ERRORS as e:
+        raise gr.Error(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - last line of defence for one request
+        log.exception("request failed")
+        raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from None
+
+
+def user_errors(fn):
+    """Decorate a handler, streaming or not, with user_error_messages()."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streaming(*a, **k):
+            with user_error_messages():
+                yield from fn(*a, **k)
+        return streaming
+
     @functools.wraps(fn)
-    def wrapped(*a, **k):
-        try:
-            result = fn(*a, **k)
-            if hasattr(result, "__next__"):
-                yield from result
-            else:
-                yield result
-        except gr.Error:
-            raise
-        except USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
-        except Exception as e:  # noqa: BLE001 - last line of defence for one request
-            log.exception("request failed")
-            raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from None
-    return wrapped
+    def plain(*a, **k):
+        with user_error_messages():
+            return fn(*a, **k)
+    return plain
 
 
 def _sampler(values: dict) -> Sampler:
@@ -228,8 +240,9 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
               max_tokens: int = 200, stop: str = "") -> dict:
     """Write a draft for the brief; returns {"draft", "notice", "score": {... "tokens": [...]}}."""
     values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
-    *_, last = _run(user_errors(lambda: _stream(_brief(task, intent, audience, world, text_so_far), model, template,
-                                                _sampler(values), None))())
+    with user_error_messages():
+        for last in _stream(_brief(task, intent, audience, world, text_so_far), model, template, _sampler(values), None):
+            pass  # drain the stream: the API answers with the finished draft only
     return {"draft": last.text, "notes": last.notes, "notice": last.notice, "stop_reason": last.stop_reason,
             "score": last.result.to_json() if last.result else None}
 
@@ -237,16 +250,10 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
 def api_score(text: str, task: str = "", intent: str = "", audience: str = "", world: str = "",
               text_so_far: str = "", model: str = BASE_LABEL, template: str = "chat") -> dict:
     """Calibrated surprise of `text` under the brief: I, H_X, H_X_given_Y, I_uncopied, tokens, ..."""
-    def run():
+    with user_error_messages():
         _check_text({"text": text})
-        return writer.score(POOL.get(model), _brief(task, intent, audience, world, text_so_far), text, template)
-    *_, result = _run(user_errors(run)())
-    return result.to_json()
-
-
-def _run(gen):
-    out = list(gen)
-    return out if out else [None]
+        brief = _brief(task, intent, audience, world, text_so_far)
+        return writer.score(POOL.get(model), brief, text, template).to_json()
 
 
 def build() -> gr.Blocks:
@@ -296,8 +303,8 @@ def build() -> gr.Blocks:
                                        api_visibility="private").then(generate, ins, outs, api_visibility="private")
             cont_ev = cont_btn.click(continue_draft, ins, outs, api_visibility="private")
             stop_btn.click(stop, None, None, queue=False, api_visibility="private")
-            md_btn.click(lambda r: next(export(r, "md")), last, export_file, api_visibility="private")
-            json_btn.click(lambda r: next(export(r, "json")), last, export_file, api_visibility="private")
+            md_btn.click(lambda r: export(r, "md"), last, export_file, api_visibility="private")
+            json_btn.click(lambda r: export(r, "json"), last, export_file, api_visibility="private")
             del gen_ev, regen_ev, cont_ev
         with gr.Tab("Compare", elem_id="compare-tab"):
             gr.Markdown("Base and CQA on the brief and sampler settings of the Write tab, with the same seed.")
@@ -318,7 +325,7 @@ def build() -> gr.Blocks:
                     verdict = gr.Markdown(elem_id="score-verdict")
                     card_a, tokens_a, plot_a = gr.Markdown(elem_id="score-card-a"), gr.HTML(elem_id="token-view-a"), gr.Plot()
                     card_b, tokens_b = gr.Markdown(elem_id="score-card-b"), gr.HTML(elem_id="token-view-b")
-            score_btn.click(lambda *v: next(score_tab(*v)), [*s_brief, s_model, s_template, text_a, text_b],
+            score_btn.click(score_tab, [*s_brief, s_model, s_template, text_a, text_b],
                             [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
         gr.api(api_draft, api_name="draft")
         gr.api(api_score, api_name="score")

@@ -263,6 +263,13 @@ class Engine:
         with self.lock:
             yield from self._generate(prompt_ids, sampler, draft, cancel, max_new)
 
+    def complete(self, prompt: str, sampler: Sampler) -> Draft:
+        """The whole draft at once, for scripts: `stream` run to its end."""
+        draft = Draft()
+        for _ in self.stream(prompt, sampler, draft):
+            continue
+        return draft
+
     def _generate(self, prompt_ids, sampler: Sampler, draft: Draft, cancel, max_new) -> Iterator[Step]:
         import llama_cpp
 

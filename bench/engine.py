@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant import catalog  # noqa: E402
 from assistant.brief import Brief  # noqa: E402
-from assistant.engine import Draft, Engine  # noqa: E402
+from assistant.engine import Engine  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
 from assistant.scoring import prompts_for, score_generated  # noqa: E402
 
@@ -53,10 +53,7 @@ def part_a_b(eng: Engine, repeats: int) -> None:
     draft = {}
 
     def ours():
-        d = Draft()
-        for _ in eng.stream(prompt, s, d):
-            pass
-        draft["d"] = d
+        draft["d"] = eng.complete(prompt, s)
 
     def bare():  # the same loop a user of llama_cpp would write: generate + detokenize
         llm.set_seed(s.seed)

@@ -126,16 +126,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [EvalError, FormatError, OSError]
-    try:
-        from assistant.brief import BriefError
-        from assistant.catalog import ModelUnavailable, UnknownModel
-        from assistant.engine import EngineError
-        from assistant.sampler import SamplerError
-        errors += [EngineError, UnknownModel, ModelUnavailable, BriefError, SamplerError]
-    except ImportError:  # pragma: no cover - assistant/ is part of this repository
-        pass
-    return tuple(errors)
+    from assistant.brief import BriefError
+    from assistant.catalog import ModelUnavailable, UnknownModel
+    from assistant.engine import EngineError
+    from assistant.sampler import SamplerError
+    return (EvalError, FormatError, OSError, EngineError, UnknownModel, ModelUnavailable, BriefError, SamplerError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,12 +60,9 @@ class EngineWriter:
         self.engine, self.template = engine, template
 
     def draft(self, brief, sampler) -> dict:
-        from assistant.engine import Draft
         from assistant.scoring import prompts_for
 
-        d = Draft()
-        for _ in self.engine.stream(prompts_for(self.engine, brief, template=self.template).conditional, sampler, d):
-            pass
+        d = self.engine.complete(prompts_for(self.engine, brief, template=self.template).conditional, sampler)
         return {"text": d.text, "n_tokens": len(d.ids), "stop_reason": d.stop_reason}
 
     def close(self) -> None:

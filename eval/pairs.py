@@ -103,18 +103,21 @@ def validate_pair(where: str, obj: dict) -> list[str]:
         problems.append(f"{where}: group: {obj['group']!r} is not one of {', '.join(GROUPS)}")
     if "axis" in ok and obj["axis"] not in AXES:
         problems.append(f"{where}: axis: {obj['axis']!r} is not one of {', '.join(AXES)}")
-    if not {"high", "degraded"} <= ok:
-        pass
-    elif obj["high"].strip() == obj["degraded"].strip():
-        problems.append(f"{where}: degraded: is the same text as high")
-    else:
-        ratio = len(obj["degraded"].split()) / max(1, len(obj["high"].split()))
-        lo, hi = LENGTH_RATIO
-        if not lo <= ratio <= hi:
-            problems.append(f"{where}: degraded: {len(obj['degraded'].split())} words against "
-                            f"{len(obj['high'].split())} in high (ratio {ratio:.2f}); keep it about the "
-                            f"same length (ratio {lo:.2f}-{hi:.2f}) so ΔI compares like with like")
+    if {"high", "degraded"} <= ok:  # both texts present: compare them
+        problems += _compare_texts(where, obj["high"], obj["degraded"])
     return problems
+
+
+def _compare_texts(where: str, high: str, degraded: str) -> list[str]:
+    if high.strip() == degraded.strip():
+        return [f"{where}: degraded: is the same text as high"]
+    ratio = len(degraded.split()) / max(1, len(high.split()))
+    lo, hi = LENGTH_RATIO
+    if lo <= ratio <= hi:
+        return []
+    return [f"{where}: degraded: {len(degraded.split())} words against {len(high.split())} in high "
+            f"(ratio {ratio:.2f}); keep it about the same length (ratio {lo:.2f}-{hi:.2f}) so ΔI compares "
+            "like with like"]
 
 
 def load_pairs(paths) -> list[Pair]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from assistant import adapter_meta
 
-from .files import read_json, sha256, write_json
+from .files import finish_gguf, read_json, sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +168,7 @@ def write_adapter(adapter_dir: Path, base_path: Path, base_name: str, base_sha25
     for name, (a, b) in tensors.items():
         w.add_tensor(f"{name}.lora_a", np.ascontiguousarray(a, dtype=ADAPTER_DTYPES[dtype]))
         w.add_tensor(f"{name}.lora_b", np.ascontiguousarray(b, dtype=ADAPTER_DTYPES[dtype]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, out)
-    return out
+    return finish_gguf(w, tmp, out)
 
 
 # ---- a training run -> GGUF files + manifest ---------------------------------------------------

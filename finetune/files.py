@@ -1,4 +1,4 @@
-"""Small file helpers shared by train and export: atomic JSON writes, hashes.
+"""Small file helpers shared by train and export: atomic JSON and GGUF writes, hashes.
 
     >>> import tempfile, pathlib; p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
     >>> write_json(p, {"a": 1}); read_json(p)
@@ -6,10 +6,11 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
+
+from assistant.catalog import file_sha256
 
 
 def write_json(path: Path, data) -> None:
@@ -25,8 +26,15 @@ def read_json(path: Path):
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The catalog's hash (cached by path, size and mtime), so a file is read once per process."""
+    return file_sha256(Path(path))
+
+
+def finish_gguf(writer, tmp: Path, out: Path) -> Path:
+    """Write a gguf-py GGUFWriter's header, metadata and tensors to `tmp`, then rename it to `out`."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, out)
+    return out

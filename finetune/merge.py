@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .export import BaseInfo, ExportError, PeftLora, gguf_tensors
+from .files import finish_gguf
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,7 @@ def merge(base_path: Path, adapter_dir: Path, out: Path, dtype: str = "f16", nam
     missing = set(deltas) - used
     if missing:
         raise ExportError(f"the base {base_path.name} has no tensor(s) {sorted(missing)[:3]} that the adapter adapts")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, out)
-    return out
+    return finish_gguf(w, tmp, out)
 
 
 def quantize(src: Path, out: Path, kind: str, threads: int = 0) -> Path:
