@@ -4,6 +4,7 @@
     python -m eval generate --briefs eval/data/briefs.jsonl --n 2 --adapter epoch5=models/cqa/adapter.gguf --out eval/out/gen
     python -m eval crosscheck --out eval/out/crosscheck
     python -m eval validate eval/data/pairs_literary.jsonl eval/data/briefs.jsonl
+    python -m eval choose eval/results/cqa/report.json      # which epoch ships, by the README's rule
 
 Errors are one line (per problem) on stderr and exit status 1; never a traceback.
 """
@@ -84,6 +85,28 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_choose(args) -> int:
+    """Print the epoch the README's rule picks from a pair report (nothing ships when none is positive)."""
+    import json
+
+    from .choose import choose
+
+    try:
+        report = json.loads(Path(args.report).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise EvalError(f"{args.report}: not a JSON report ({e})") from e
+    try:
+        c = choose(report)
+    except ValueError as e:
+        raise EvalError(f"{args.report}: {e}") from e
+    for epoch, m in sorted(c.means.items()):
+        print(f"epoch {epoch}: mean literary Δ(ΔI) {m:+.4f} bits/token")
+    print(f"choice: {c.reason}")
+    if args.json:
+        print(json.dumps({"epoch": c.epoch, "reason": c.reason}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -122,6 +145,11 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check pair or brief files; file:line: field: message errors")
     v.add_argument("files", nargs="+", type=Path)
     v.set_defaults(func=cmd_validate)
+
+    ch = sub.add_parser("choose", help="the epoch to ship from a pair report, by the README's rule")
+    ch.add_argument("report", type=Path, help="report.json of `python -m eval pairs` with adapters named epoch-N")
+    ch.add_argument("--json", action="store_true", help="also print the choice as one JSON line")
+    ch.set_defaults(func=cmd_choose)
     return ap
 
 
