@@ -24,7 +24,7 @@ import gradio as gr
 from assistant import card, catalog
 from assistant.brief import Brief, BriefError
 from assistant.engine import EngineError
-from assistant.pool import BASE_LABEL, CQA_LABEL, Pool, PoolConfig
+from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler, SamplerError
 from assistant import writer
 
@@ -237,10 +237,13 @@ def export(record: dict, kind: str):
 def api_draft(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
               model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
               top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0,
-              max_tokens: int = 200, stop: str = "") -> dict:
-    """Write a draft for the brief; returns {"draft", "notice", "score": {... "tokens": [...]}}."""
-    values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
+              max_tokens: int | None = None, stop: str = "") -> dict:
+    """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "score": {... "tokens": [...]}}.
+    max_tokens defaults to the model's own (200 for base; 1024 for CQA, whose notes come first)."""
     with user_error_messages():
+        if max_tokens is None:
+            max_tokens = DEFAULT_MAX_TOKENS.get(str(model), DEFAULT_MAX_TOKENS[BASE_LABEL])
+        values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
         for last in _stream(_brief(task, intent, audience, world, text_so_far), model, template, _sampler(values), None):
             pass  # drain the stream: the API answers with the finished draft only
     return {"draft": last.text, "notes": last.notes, "notice": last.notice, "stop_reason": last.stop_reason,
@@ -254,6 +257,13 @@ def api_score(text: str, task: str = "", intent: str = "", audience: str = "", w
         _check_text({"text": text})
         brief = _brief(task, intent, audience, world, text_so_far)
         return writer.score(POOL.get(model), brief, text, template).to_json()
+
+
+def _max_tokens_for(variant: str, current):
+    """Switching model moves Max tokens to that model's default, unless the user chose another value."""
+    if current in DEFAULT_MAX_TOKENS.values() and variant in DEFAULT_MAX_TOKENS:
+        return DEFAULT_MAX_TOKENS[variant]
+    return gr.skip()
 
 
 def build() -> gr.Blocks:
@@ -279,7 +289,7 @@ def build() -> gr.Blocks:
                                       gr.Slider(0, 0.99, 0.05, step=0.01, label="Min p"),
                                       gr.Slider(0.5, 2, 1.1, step=0.01, label="Repeat penalty"),
                                       gr.Number(0, precision=0, label="Seed"),
-                                      gr.Slider(1, 1024, 200, step=1, label="Max tokens"),
+                                      gr.Slider(1, 1024, DEFAULT_MAX_TOKENS[variants[-1]], step=1, label="Max tokens"),
                                       gr.Textbox("", label="Stop strings (separate with |)")]
                     with gr.Row():
                         gen_btn = gr.Button("Generate", variant="primary")
@@ -296,6 +306,7 @@ def build() -> gr.Blocks:
                         md_btn = gr.Button("Export Markdown")
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+            model.change(_max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_visibility="private")
             ins = [*brief_in, model, template, draft, last, *sampler_in]
             outs = [draft, notice, card_md, tokens, plot, last]
             gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
@@ -346,7 +357,8 @@ def main(argv=None):
     global POOL
     POOL = Pool(PoolConfig(args.model, Path(args.adapter) if args.adapter else None, args.threads, args.n_ctx))
     try:
-        POOL.get(BASE_LABEL)  # load now: a bad model file fails here, in one line, not on first request
+        for variant in POOL.variants():  # load now: a bad model or adapter fails here, in one line
+            POOL.get(variant)
     except USER_ERRORS as e:
         raise SystemExit(f"error: {e}")
     demo = build()

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 CQA_ADAPTER = Path(__file__).resolve().parent.parent / "models" / "cqa" / "adapter.gguf"
 BASE_LABEL = "base"
 CQA_LABEL = "CQA"
+# New tokens per draft unless the user says otherwise. A CQA-tuned model writes its notes first (about
+# 500 tokens on the corpus, up to ~650) and then the passage (~280, up to ~370): 200 would end in the notes.
+DEFAULT_MAX_TOKENS = {BASE_LABEL: 200, CQA_LABEL: 1024}
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,14 @@ class Pool:
         self._loading = threading.Lock()
 
     def adapter_path(self) -> Path | None:
-        p = self.config.adapter or (Path(os.environ["CQA_ADAPTER"]) if os.environ.get("CQA_ADAPTER") else None)
-        p = p or CQA_ADAPTER
-        return p if p.is_file() else None
+        """The adapter the CQA variant uses: one asked for (config, $CQA_ADAPTER) must exist; the shipped
+        models/cqa/adapter.gguf is used when present; None when there is none."""
+        asked = self.config.adapter or (Path(os.environ["CQA_ADAPTER"]) if os.environ.get("CQA_ADAPTER") else None)
+        if asked is not None:
+            if not asked.is_file():
+                raise ValueError(f"CQA adapter {asked} does not exist")
+            return asked
+        return CQA_ADAPTER if CQA_ADAPTER.is_file() else None
 
     def variants(self) -> list[str]:
         return [BASE_LABEL] + ([CQA_LABEL] if self.adapter_path() else [])

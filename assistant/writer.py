@@ -34,6 +34,15 @@ class Update:
     notes: str = ""                # a CQA-tuned model's reasoning, shown apart from the passage
 
 
+# Why a tuned model's draft holds notes but no passage yet, by how the draft ended.
+NO_PASSAGE = {
+    "length": "The model's notes used every token before the passage: Continue, or raise Max tokens.",
+    "eos": "The model ended after its notes, before the passage: Regenerate (next seed) or Continue.",
+    "stop": "A stop string ended the draft inside the notes, before the passage.",
+    "cancelled": "Stopped inside the notes, before the passage: Continue to go on.",
+}
+
+
 def check_lengths(brief: Brief, text: str = "") -> None:
     problems = [f"{k} is {len(v):,} characters (at most {MAX_FIELD_CHARS:,})"
                 for k, v in brief.to_dict().items() if len(v) > MAX_FIELD_CHARS]
@@ -75,12 +84,13 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
         return
     notes, passage = split_notes(head + draft.text)
     if notes:  # a tuned model reasoned first: the passage alone is the draft, scored under the brief only
-        if not passage.strip():
+        if not passage.strip():  # no passage yet: the notes stay in the draft, so Continue can go on
+            if prefix_logprobs is not None:
+                logprobs = list(prefix_logprobs) + draft.logprobs
+            else:
+                logprobs = None if prefix_ids else list(draft.logprobs)
             yield Update(head + draft.text, done=True, stop_reason=draft.stop_reason, ids=prefix_ids + draft.ids,
-                         logprobs=(list(prefix_logprobs) + draft.logprobs) if prefix_logprobs is not None
-                         or not prefix_ids else None,
-                         notice=(notice + " The model's notes used every token before the passage: Continue, "
-                                 "or raise Max tokens.").strip())
+                         logprobs=logprobs, notice=(notice + " " + NO_PASSAGE.get(draft.stop_reason, NO_PASSAGE["length"])).strip())
             return
         result = score_text(engine, brief_used, passage, template=template)
         yield Update(result.text, done=True, result=result, notice=notice, stop_reason=draft.stop_reason,

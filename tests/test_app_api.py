@@ -204,10 +204,17 @@ def test_bad_input_gets_a_clear_error(api, server, endpoint, kwargs, message):
     assert server.alive()
 
 
-@pytest.mark.skipif(CQA_ADAPTER.is_file(), reason="a CQA adapter is installed, so the CQA variant exists")
-def test_cqa_without_adapter_says_how_to_build_one(api):
-    with pytest.raises(AppError, match=r"no CQA adapter found .*python -m finetune train"):
-        api.draft(task="t", model="CQA", max_tokens=4)
+def test_cqa_drafts_its_notes_apart_and_scores_the_passage(api):
+    """The shipped adapter through the API: its default Max tokens (1024) leave room for the notes; the
+    draft is the passage alone, scored under the brief like any other text."""
+    assert CQA_ADAPTER.is_file()
+    d = api.draft(**BRIEF, model="CQA", temperature=0.0)
+    assert d["notes"].startswith("Notes:\n- ["), d["notes"][:200]
+    assert d["draft"].strip() and not d["draft"].lstrip().startswith("Notes:"), d["draft"][:200]
+    check_score(d["score"])
+    assert "".join(t["token"] for t in d["score"]["tokens"]).strip() == d["draft"].strip()
+    again = api.score(text=d["draft"], model="CQA", **BRIEF)
+    assert again["I_per_token"] == pytest.approx(d["score"]["I_per_token"], abs=1e-6)   # the same two passes
 
 
 def _raw_call(server, endpoint: str, body: bytes) -> tuple[int, str]:

@@ -73,12 +73,16 @@ def expect_error(pg, text: str) -> None:
 
 
 def set_max_tokens(pg, n: int) -> None:
-    box = pg.get_by_label("number input for Max tokens")
+    set_number(pg, "Max tokens", n)
+
+
+def set_number(pg, label: str, value) -> None:
+    box = pg.get_by_label(f"number input for {label}")
     if not box.is_visible():
         pg.locator("#write-tab").get_by_text("Sampler", exact=True).click()
-    box.fill(str(n))
+    box.fill(str(value))
     box.press("Enter")
-    expect(pg.get_by_label("range slider for Max tokens")).to_have_value(str(n))
+    expect(pg.get_by_label(f"range slider for {label}")).to_have_value(str(value))
 
 
 def test_write_tab_generate_stop_export_continue(page, artifacts, tmp_path):
@@ -90,6 +94,14 @@ def test_write_tab_generate_stop_export_continue(page, artifacts, tmp_path):
     pg.get_by_test_id("toast-body").first.wait_for(timeout=STEP_MS)
     pg.screenshot(path=artifacts / "browser-1-empty-brief.png")
     expect_error(pg, "the brief is empty: say at least what to write")
+
+    # The model: CQA by default, with Max tokens that leave room for its notes; the base for these mechanics.
+    write.get_by_text("Sampler", exact=True).click()
+    max_tokens = pg.get_by_label("range slider for Max tokens")
+    expect(write.get_by_label("CQA", exact=True)).to_be_checked()
+    expect(max_tokens).to_have_value("1024")
+    write.get_by_label("base", exact=True).check()
+    expect(max_tokens).to_have_value("200")
 
     # Generate: a draft, the score card with real numbers, coloured tokens.
     write.get_by_label("Task").fill(TASK)
@@ -154,6 +166,31 @@ def test_write_tab_generate_stop_export_continue(page, artifacts, tmp_path):
     expect(pg.locator("#score-card")).to_contain_text("Calibrated surprise I(X;Y)")
     assert stopped < card_tokens(pg) <= stopped + 6
     assert draft_box.input_value().startswith(stopped_draft)
+
+
+def test_write_tab_cqa_reasons_first_and_shows_the_notes_folded(page, artifacts):
+    """The tuned model writes notes, then the passage: the draft box holds the passage, scored alone, and
+    the notes sit folded under the notice."""
+    pg, write = page, page.locator("#write-tab")
+    write.get_by_label("Task").fill("Write the opening paragraph of a short story")
+    write.get_by_label("Intent").fill("the reader should sense the grief before it is named")
+    write.get_by_label("World").fill("Ines repairs clocks in Lisbon; her father, who taught her, died in March.")
+    write.get_by_label("Audience").fill("adult readers of literary fiction")
+    write.get_by_label("Text so far").fill("")
+    write.get_by_label("CQA", exact=True).check()
+    set_max_tokens(pg, 1024)
+    set_number(pg, "Temperature", 0)   # greedy: this brief gives 8 note lines, then a 196-word passage
+    old_card = pg.locator("#score-card").inner_text()
+    button(pg, "Generate").click()
+    notes = pg.locator("#notice details")
+    expect(notes).to_contain_text("The model's notes before the passage", timeout=2 * STEP_MS)
+    expect(pg.locator("#score-card")).not_to_have_text(old_card)
+    draft = pg.locator("#draft textarea").input_value()
+    assert draft.strip() and not draft.lstrip().startswith("Notes:") and "Passage:" not in draft, draft[:300]
+    assert card_tokens(pg) == pg.locator("#token-view .tok").count() >= 1
+    notes.locator("summary").click()
+    assert notes.inner_text().count("[") >= 1   # notes are "- [axis/level] chosen over rejected: why" lines
+    pg.screenshot(path=artifacts / "browser-5-cqa-notes.png", full_page=True)
 
 
 def test_score_tab_compares_two_versions(page, artifacts):

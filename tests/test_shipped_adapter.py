@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import catalog, pool
+from assistant import catalog, pool, writer
 from assistant.adapter_meta import read_adapter_base
 from assistant.brief import NOTES_HEADER, PASSAGE_HEADER, Brief, split_notes
 from assistant.engine import Engine, EngineError
@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "cqa"
 MAX_BYTES = 20 * 1024 * 1024    # the issue's limit for a committed adapter
 THREADS = int(os.environ.get("CQA_TEST_THREADS", "2"))
+# A brief the tuned model answers with notes first (greedy): 8 note lines, then a 196-word passage.
+BRIEF = Brief(task="Write the opening paragraph of a short story",
+              intent="the reader should sense the grief before it is named",
+              audience="adult readers of literary fiction",
+              world="Ines repairs clocks in Lisbon; her father, who taught her, died in March.")
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +79,25 @@ def tuned():
 def test_tuned_model_reasons_first_then_writes_the_passage(tuned):
     """What the corpus teaches: notes under 'Notes:', then the passage under 'Passage:', then the end of the
     turn (greedy, so fixed: 760 tokens, ~12 s on 2 cores), within the app's default Max tokens for CQA."""
-    brief = Brief(task="Write the opening paragraph of a short story",
-                  intent="the reader should sense the grief before it is named",
-                  audience="adult readers of literary fiction",
-                  world="Ines repairs clocks in Lisbon; her father, who taught her, died in March.")
-    prompt = prompts_for(tuned, brief).conditional   # the chat template, as the app and training use it
+    prompt = prompts_for(tuned, BRIEF).conditional   # the chat template, as the app and training use it
     draft = tuned.complete(prompt, Sampler(temperature=0.0, max_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL], seed=0))
     assert draft.stop_reason == "eos"
     assert draft.text.lstrip().startswith(NOTES_HEADER), draft.text[:200]
     assert f"\n{PASSAGE_HEADER}\n" in draft.text, draft.text
     notes, passage = split_notes(draft.text)
     assert notes.count("\n- [") >= 3 and len(passage.split()) >= 50, draft.text
+
+
+def test_a_draft_that_ends_inside_the_notes_keeps_them_and_can_continue(tuned):
+    """Max tokens reached before 'Passage:': the notes stay in the draft with their log-probs (no score yet),
+    the notice says what to do, and Continue goes on from exactly there."""
+    *_, end = writer.write(tuned, BRIEF, Sampler(temperature=0.0, max_tokens=8))
+    assert end.done and end.result is None and end.stop_reason == "length"
+    assert end.text.startswith(NOTES_HEADER) and len(end.ids) == len(end.logprobs) == 8
+    assert "notes used every token before the passage: Continue" in end.notice
+    *_, more = writer.write(tuned, BRIEF, Sampler(temperature=0.0, max_tokens=4), prefix_ids=end.ids,
+                            prefix_logprobs=end.logprobs)
+    assert more.text.startswith(end.text) and len(more.ids) == 12 and len(more.logprobs) == 12
 
 
 def test_an_adapter_for_another_base_is_refused(tmp_path):
