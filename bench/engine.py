@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from assistant import catalog  # noqa: E402
 from assistant.brief import Brief  # noqa: E402
 from assistant.engine import Engine  # noqa: E402
+from assistant.pool import CQA_ADAPTER  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
 from assistant.scoring import prompts_for, score_generated  # noqa: E402
 
@@ -57,6 +58,7 @@ def part_a_b(eng: Engine, repeats: int) -> None:
 
     def bare():  # the same loop a user of llama_cpp would write: generate + detokenize
         llm.set_seed(s.seed)
+        llm.reset()  # a fresh prompt decode, as ours does (a reused prefix changes the draft; see Engine._generate)
         out, n = b"", 0
         for tok in llm.generate(ptoks, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, temp=s.temperature,
                                 repeat_penalty=s.repeat_penalty, reset=True):
@@ -156,12 +158,14 @@ def part_d() -> None:
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1)
-        client.predict(task="Write a haiku about rain.", max_tokens=60, api_name="/draft")
+        variants = ["base"] + (["CQA"] if CQA_ADAPTER.is_file() else [])   # the app loads both at startup
+        for v in variants:
+            client.predict(task="Write a haiku about rain.", model=v, max_tokens=60, api_name="/draft")
         status = Path(f"/proc/{proc.pid}/status").read_text()
         hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
         rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
         model_mb = catalog.resolve().path.stat().st_size / 2**20
-        print(f"(d) app process after one draft: peak {hwm.split(':')[1].strip()}, now {rss.split(':')[1].strip()} "
+        print(f"(d) app process ({' + '.join(variants)}) after a draft from each: peak {hwm.split(':')[1].strip()}, now {rss.split(':')[1].strip()} "
               f"(model file {model_mb:.0f} MiB, mmapped)")
     finally:
         proc.terminate()

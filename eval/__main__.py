@@ -127,7 +127,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, default=None, help="only the first N briefs")
     g.add_argument("--reader", action="extend", nargs="+", default=[], metavar="MODEL",
                    help="models that score the drafts (default: the base, plus gemma3-270m when installed)")
-    g.add_argument("--max-tokens", type=int, default=160, help="new tokens per draft at most")
+    g.add_argument("--max-tokens", type=int, default=160, help="passage tokens per draft at most")
+    g.add_argument("--notes-tokens", type=int, default=864,
+                   help="extra tokens an adapter may spend on its notes before the passage (default 864)")
     g.add_argument("--temperature", type=float, default=0.8)
     _common(g, "generate")
     g.set_defaults(func=cmd_generate)

@@ -3,6 +3,9 @@
     python -m eval generate --briefs eval/data/briefs.jsonl --n 2 --adapter epoch5=models/cqa/adapter.gguf --out eval/out/generate
 
 Every variant writes K drafts per brief with seeds 0..K-1 and the same sampler settings.
+A CQA-tuned model reasons first ("Notes:" ... "Passage:"): adapters get --notes-tokens more
+tokens for the notes, and only the passage, cut to --max-tokens like every other draft, is
+read and counted.
 Each draft is then scored by the same reader models (the base by default, plus
 Gemma 3 270M when its package is installed), so a tuned model is not only judged by
 itself. Per variant: mean I, I over uncopied tokens, H(X), H(X|Y) (bits/token, per reader),
@@ -29,6 +32,7 @@ from .runner import (DATA, EvalError, ScoreCache, Variant, close_engine, default
 log = logging.getLogger(__name__)
 
 SECOND_READER = "gemma3-270m"   # judged by another model family too, when installed
+NOTES_TOKENS = 864              # a CQA-tuned model's notes before its passage: ~525 tokens on the corpus, up to ~650
 SCORE_FIELDS = ("I_per_token", "I_uncopied_per_token", "H_X_per_token", "H_X_given_Y_per_token")
 
 
@@ -42,8 +46,9 @@ class ReaderSpec:
 
 
 class DraftWriter(Protocol):
-    def draft(self, brief, sampler) -> dict:
-        """{"text", "n_tokens", "stop_reason"} for one draft."""
+    def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
+        """{"text", "n_tokens", "stop_reason", "notes", "notes_tokens"} for one draft: `text` is the passage
+        (a tuned model's notes apart), at most sampler.max_tokens tokens; the notes may use notes_tokens more."""
 
     def close(self) -> None: ...
 
@@ -59,11 +64,20 @@ class EngineWriter:
     def __init__(self, engine, template: str):
         self.engine, self.template = engine, template
 
-    def draft(self, brief, sampler) -> dict:
+    def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
+        from assistant.brief import split_notes
         from assistant.scoring import prompts_for
 
-        d = self.engine.complete(prompts_for(self.engine, brief, template=self.template).conditional, sampler)
-        return {"text": d.text, "n_tokens": len(d.ids), "stop_reason": d.stop_reason}
+        eng, budget = self.engine, sampler.max_tokens
+        prompt = prompts_for(eng, brief, template=self.template).conditional
+        d = eng.complete(prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens))
+        notes, passage = split_notes(d.text)
+        ids = eng.tokenize_text(passage) if notes else list(d.ids)
+        stop = d.stop_reason
+        if len(ids) > budget:   # the same passage budget for every variant, notes or not
+            passage, ids, stop = eng.pieces(ids[:budget])[2], ids[:budget], "length"
+        return {"text": passage, "n_tokens": len(ids), "stop_reason": stop, "notes": notes,
+                "notes_tokens": len(eng.tokenize_text(notes)) if notes else 0}
 
     def close(self) -> None:
         close_engine(self.engine)
@@ -141,21 +155,24 @@ def _lazy(cache: dict, key, opener, arg):
 
 def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[ReaderSpec], n: int, sampler,
              template: str, cache: ScoreCache, open_writer: Callable, open_reader: Callable,
-             progress: bool = True) -> dict:
-    """Drafts and reader scores; returns {"drafts": [...], "timing": {...}} (see summarise)."""
+             progress: bool = True, notes_tokens: int = NOTES_TOKENS) -> dict:
+    """Drafts and reader scores; returns {"drafts": [...], "timing": {...}} (see summarise).
+    Adapters (CQA-tuned models reason first) get `notes_tokens` more for their notes; readers score the passage."""
     from tqdm import tqdm
 
     drafts, timing = [], {}
     for v in variants:
         t0, opened = time.perf_counter(), {}
+        extra = notes_tokens if v.adapter_path else 0
         try:
             for rec in tqdm(briefs, desc=f"write {v.name}", unit="brief", file=sys.stderr, disable=not progress):
                 for seed in range(n):
                     s = dataclasses.replace(sampler, seed=seed)   # same settings, seeds 0..n-1
-                    key = cache.key("draft", v.model_sha256, v.adapter_sha256 or "", template, rec.fields, s.to_dict())
+                    key = cache.key("draft", v.model_sha256, v.adapter_sha256 or "", template, rec.fields, s.to_dict(),
+                                    {"notes_tokens": extra})
                     got = cache.get(key)
                     if got is None:
-                        got = _lazy(opened, 0, open_writer, v).draft(_brief(rec), s)
+                        got = _lazy(opened, 0, open_writer, v).draft(_brief(rec), s, notes_tokens=extra)
                         cache.put(key, got)
                     drafts.append({"brief": rec.id, "seed": seed, "variant": v.name, **got, "scores": {}})
         finally:
@@ -194,6 +211,10 @@ def summarise(drafts: list[dict], variants: list[str], readers: list[str]) -> di
         per = [x for x in (textstats.distinct_n([w], 2) for w in ws) if x is not None]
         s = {"n": len(ds), "tokens": stats.mean(d["n_tokens"] for d in ds), "words": stats.mean(len(w) for w in ws),
              "stopped_at_eos": stats.mean(d["stop_reason"] == "eos" for d in ds),
+             "with_notes": stats.mean(bool(d.get("notes")) for d in ds),
+             "with_passage": stats.mean(bool(d["text"].strip()) for d in ds),
+             "notes_tokens": stats.mean(d.get("notes_tokens", 0) for d in ds if d.get("notes")) if any(
+                 d.get("notes") for d in ds) else None,
              "distinct_2": stats.mean(per), "distinct_2_pooled": textstats.distinct_n(ws, 2),
              "repetition_rate": stats.mean(reps), "readers": {}}
         for r in readers:
@@ -234,11 +255,14 @@ def run_generate(args) -> list[Path]:
     cache_path = None if args.no_cache else (args.cache or default_cache_path())
     writer, reader = engine_openers(args.template, args.threads)
     t0 = time.perf_counter()
+    if args.notes_tokens < 0:
+        raise EvalError(f"--notes-tokens {args.notes_tokens}: must be 0 or more")
     res = generate(briefs, variants, readers, args.n, sampler, args.template, ScoreCache(cache_path), writer, reader,
-                   progress=not args.quiet)
+                   progress=not args.quiet, notes_tokens=args.notes_tokens)
     names, rnames = [v.name for v in variants], [r.name for r in readers]
     result = {"variants": names, "readers": [r.__dict__ for r in readers], "notes": notes,
-              "template": args.template, "sampler": sampler.to_dict(), "n_per_brief": args.n,
+              "template": args.template, "sampler": sampler.to_dict(), "notes_tokens": args.notes_tokens,
+              "n_per_brief": args.n,
               "briefs_files": files_info(files), "n_briefs": len(briefs),
               "model": {"name": variants[0].model, "path": variants[0].model_path, "sha256": variants[0].model_sha256},
               "adapters": [{"name": v.name, "path": v.adapter_path, "sha256": v.adapter_sha256} for v in variants[1:]],

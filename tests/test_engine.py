@@ -73,6 +73,19 @@ def test_seeded_generation_is_reproducible(eng):
     assert runs[0].ids != runs[2].ids
 
 
+def test_the_same_greedy_draft_twice_in_a_row(eng):
+    """The second call finds the prompt in llama.cpp's cache; the draft must not depend on that. (With the
+    prompt's cached prefix reused, this brief's second greedy draft went another way: 205 vs 256 tokens.)"""
+    brief = Brief(task="Write the opening paragraph of a short story",
+                  intent="the reader should sense the grief before it is named",
+                  audience="adult readers of literary fiction",
+                  world="Ines repairs clocks in Lisbon; her father, who taught her, died in March.")
+    prompt = prompts_for(eng, brief).conditional
+    s = Sampler(temperature=0.0, max_tokens=300, seed=0)
+    first, second = eng.complete(prompt, s), eng.complete(prompt, s)
+    assert first.ids == second.ids and first.logprobs == second.logprobs
+
+
 def _incremental_reference(eng, prompt, ids):
     """Raw log-softmax rows as generation computes them: the prompt in one batch, then one token at a time."""
     import llama_cpp

@@ -40,11 +40,16 @@ class Writer:
         self.v = v
         Writer.opened += 1
 
-    def draft(self, brief, sampler):
+    budgets = []
+
+    def draft(self, brief, sampler, notes_tokens=0):
         tag = "tuned" if self.v.adapter_path else "base"
+        Writer.budgets.append((tag, sampler.max_tokens, notes_tokens))
         text = "" if (brief.task == "Write more." and sampler.seed == 1 and tag == "base") else \
             f"{tag} draft {sampler.seed} for {brief.task} {tag} {tag}"
-        return {"text": text, "n_tokens": len(text.split()), "stop_reason": "eos"}
+        notes = "Notes:\n- [craft/lexis] a over b: why" if tag == "tuned" else ""
+        return {"text": text, "n_tokens": len(text.split()), "stop_reason": "eos", "notes": notes,
+                "notes_tokens": 12 if notes else 0}
 
     def close(self):
         pass
@@ -65,8 +70,11 @@ class Reader:
 
 def test_generate_summary_pairing_and_cache(tmp_path):
     cache = ScoreCache(tmp_path / "c.jsonl")
-    res = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", cache, Writer, Reader, progress=False)
+    res = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", cache, Writer, Reader, progress=False,
+                   notes_tokens=100)
     drafts = res["drafts"]
+    # the same passage budget for all; only the adapter gets tokens for notes before its passage
+    assert set(Writer.budgets) == {("base", 20, 0), ("tuned", 20, 100)}
     assert len(drafts) == 2 * 2 * 2 and {d["seed"] for d in drafts} == {0, 1}
     empty = [d for d in drafts if not d["text"]]
     assert len(empty) == 1 and empty[0]["scores"] == {"r1": None, "r2": None}
@@ -78,10 +86,13 @@ def test_generate_summary_pairing_and_cache(tmp_path):
     assert vs["n_briefs"] == 2 and vs["mean_I_difference"] == pytest.approx(2.25)
     assert vs["wilcoxon_p"] == pytest.approx(0.25)   # 2 positive differences: 1/4
     assert s["summary"]["base"]["stopped_at_eos"] == 1.0 and s["summary"]["e5"]["repetition_rate"] is not None
+    assert s["summary"]["e5"]["with_notes"] == 1.0 and s["summary"]["e5"]["notes_tokens"] == 12
+    assert s["summary"]["base"]["with_notes"] == 0.0 and s["summary"]["base"]["notes_tokens"] is None
+    assert s["summary"]["base"]["with_passage"] == 0.75 and s["summary"]["e5"]["with_passage"] == 1.0
     # Same seeds, same settings: a re-run takes drafts and scores from the cache, opening nothing.
     Writer.opened = 0
     again = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", ScoreCache(tmp_path / "c.jsonl"),
-                     Writer, lambda r: pytest.fail("reader opened"), progress=False)
+                     Writer, lambda r: pytest.fail("reader opened"), progress=False, notes_tokens=100)
     assert Writer.opened == 0 and again["drafts"] == drafts
     result = {"variants": ["base", "e5"], "readers": [r.__dict__ for r in READERS], "notes": [], "template": "chat",
               "sampler": Sampler(max_tokens=20).to_dict(), "n_per_brief": 2, "n_briefs": 2,
@@ -89,6 +100,6 @@ def test_generate_summary_pairing_and_cache(tmp_path):
                                                                              "sha256": "b" * 64}],
               **s, "drafts": drafts, "timing": {"total": 1.0}}
     md = markdown_summary(result)
-    assert "| e5 | 4 |" in md and "## Scored by r2" in md and "e5 vs base, paired by brief" in md
+    assert "| e5 | 4 | 100% | 12 | 100% |" in md and "| base | 4 | 0% | – | 75% |" in md and "## Scored by r2" in md and "e5 vs base, paired by brief" in md
     tr = markdown_transcript(result, BRIEFS)
     assert "## b1 (mystery)" in tr and "| seed | base | e5 |" in tr and "*(empty)*" in tr

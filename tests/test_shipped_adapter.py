@@ -88,6 +88,17 @@ def test_tuned_model_reasons_first_then_writes_the_passage(tuned):
     assert notes.count("\n- [") >= 3 and len(passage.split()) >= 50, draft.text
 
 
+def test_eval_generate_reads_the_tuned_models_passage_alone(tuned):
+    """eval generate's writer: the notes get their own budget, the passage is cut to the draft budget."""
+    from eval.generate import EngineWriter
+
+    d = EngineWriter(tuned, "chat").draft(BRIEF, Sampler(temperature=0.0, max_tokens=40),
+                                          notes_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL] - 40)
+    assert d["notes"].startswith(NOTES_HEADER) and d["notes_tokens"] > 100
+    assert d["n_tokens"] == 40 == len(tuned.tokenize_text(d["text"])) and d["stop_reason"] == "length"
+    assert NOTES_HEADER not in d["text"] and PASSAGE_HEADER not in d["text"] and len(d["text"].split()) >= 20
+
+
 def test_a_draft_that_ends_inside_the_notes_keeps_them_and_can_continue(tuned):
     """Max tokens reached before 'Passage:': the notes stay in the draft with their log-probs (no score yet),
     the notice says what to do, and Continue goes on from exactly there."""
