@@ -9,11 +9,12 @@ pass: the conditional log-probs come from the generation itself).
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .brief import Brief, BriefError, fit, split_notes
+from .brief import PASSAGE_HEADER, Brief, BriefError, fit, split_notes
 from .engine import Draft, Engine, EngineError
 from .sampler import Sampler
 from .scoring import ScoredText, prompts_for, score_generated, score_text
@@ -32,6 +33,47 @@ class Update:
     ids: list[int] | None = None   # the draft's tokens, for Continue
     logprobs: list[float] | None = None
     notes: str = ""                # a CQA-tuned model's reasoning, shown apart from the passage
+
+
+def stream_draft(engine: Engine, prompt: str, sampler: Sampler, draft: Draft,
+                 cancel: threading.Event | None = None, prefix_ids: list[int] | None = None) -> Iterator[str]:
+    """`engine.stream`, yielding the draft text so far (after `prefix_ids`); fills `draft`.
+
+    A CQA-tuned model writes notes, then "Passage:", then the passage. When it ends its turn after
+    the notes instead (13 of 48 drafts on the held-out briefs), the "Passage:" line is added here and
+    the model goes on within the same Max tokens. Returns True when it was added: the draft's
+    log-probs then stop at the notes (`draft.exact` is False) and the passage is scored afresh.
+    """
+    prefix_ids = list(prefix_ids or [])
+    for _ in engine.stream(prompt, sampler, draft, cancel=cancel, prefix_ids=prefix_ids):
+        yield draft.text
+    so_far = (engine.pieces(prefix_ids)[2] if prefix_ids else "") + draft.text
+    notes, passage = split_notes(so_far)
+    if draft.stop_reason != "eos" or not notes or passage.strip() or f"{PASSAGE_HEADER}\n" in so_far:
+        return False
+    header = ("\n" if so_far.endswith("\n") else "\n\n") + PASSAGE_HEADER + "\n"
+    header_ids = engine.tokenize_text(header)
+    left = sampler.max_tokens - len(draft.ids) - len(header_ids)
+    if left < 1:
+        return False
+    first_ids, first_text = list(draft.ids), draft.text
+    more = Draft()
+    for _ in engine.stream(prompt, dataclasses.replace(sampler, max_tokens=left), more, cancel=cancel,
+                           prefix_ids=prefix_ids + first_ids + header_ids):
+        yield first_text + header + more.text
+    draft.ids, draft.text = first_ids + header_ids + more.ids, first_text + header + more.text
+    draft.stop_reason, draft.exact = more.stop_reason, False
+    return True
+
+
+def _updates(texts: Iterator[str], head: str, notice: str) -> Iterator[Update]:
+    """Texts so far -> Updates; returns what the text generator returns."""
+    while True:
+        try:
+            text = next(texts)
+        except StopIteration as end:
+            return end.value
+        yield Update(head + text, notice=notice)
 
 
 # Why a tuned model's draft holds notes but no passage yet, by how the draft ended.
@@ -73,8 +115,11 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
     draft = Draft()
     head = engine.pieces(prefix_ids)[2] if prefix_ids else ""
     yield Update(head, notice=notice)
-    for _ in engine.stream(prompts.conditional, sampler, draft, cancel=cancel, prefix_ids=prefix_ids):
-        yield Update(head + draft.text, notice=notice)
+    added = yield from _updates(stream_draft(engine, prompts.conditional, sampler, draft, cancel, prefix_ids),
+                                head, notice)
+    if added:
+        notice = (notice + " The model ended its turn after its notes: the app added the 'Passage:' line and "
+                  "the model wrote on.").strip()
     ids = prefix_ids + draft.ids
     if not ids:
         why = "" if draft.stop_reason == "cancelled" else (" The model ended the draft at once: try another "
@@ -85,7 +130,9 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
     notes, passage = split_notes(head + draft.text)
     if notes:  # a tuned model reasoned first: the passage alone is the draft, scored under the brief only
         if not passage.strip():  # no passage yet: the notes stay in the draft, so Continue can go on
-            if prefix_logprobs is not None:
+            if added:
+                logprobs = None   # the added header was not sampled: Continue re-reads the draft
+            elif prefix_logprobs is not None:
                 logprobs = list(prefix_logprobs) + draft.logprobs
             else:
                 logprobs = None if prefix_ids else list(draft.logprobs)

@@ -66,21 +66,34 @@ class EngineWriter:
 
     def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
         from assistant.brief import split_notes
+        from assistant.engine import Draft
         from assistant.scoring import prompts_for
+        from assistant.writer import stream_draft
 
         eng, budget = self.engine, sampler.max_tokens
         prompt = prompts_for(eng, brief, template=self.template).conditional
-        d = eng.complete(prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens))
+        d = Draft()
+        texts = stream_draft(eng, prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens), d)
+        added = _drain(texts)   # as the app writes it: "Passage:" added when the model ends after its notes
         notes, passage = split_notes(d.text)
         ids = eng.tokenize_text(passage) if notes else list(d.ids)
         stop = d.stop_reason
         if len(ids) > budget:   # the same passage budget for every variant, notes or not
             passage, ids, stop = eng.pieces(ids[:budget])[2], ids[:budget], "length"
         return {"text": passage, "n_tokens": len(ids), "stop_reason": stop, "notes": notes,
-                "notes_tokens": len(eng.tokenize_text(notes)) if notes else 0}
+                "notes_tokens": len(eng.tokenize_text(notes)) if notes else 0, "passage_header_added": added}
 
     def close(self) -> None:
         close_engine(self.engine)
+
+
+def _drain(gen):
+    """Run a generator to its end; its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as end:
+            return end.value
 
 
 class EngineTextReader:
@@ -169,7 +182,7 @@ def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[R
                 for seed in range(n):
                     s = dataclasses.replace(sampler, seed=seed)   # same settings, seeds 0..n-1
                     key = cache.key("draft", v.model_sha256, v.adapter_sha256 or "", template, rec.fields, s.to_dict(),
-                                    {"notes_tokens": extra})
+                                    {"notes_tokens": extra, "passage_header": "added after notes"})
                     got = cache.get(key)
                     if got is None:
                         got = _lazy(opened, 0, open_writer, v).draft(_brief(rec), s, notes_tokens=extra)
@@ -213,6 +226,7 @@ def summarise(drafts: list[dict], variants: list[str], readers: list[str]) -> di
              "stopped_at_eos": stats.mean(d["stop_reason"] == "eos" for d in ds),
              "with_notes": stats.mean(bool(d.get("notes")) for d in ds),
              "with_passage": stats.mean(bool(d["text"].strip()) for d in ds),
+             "passage_header_added": stats.mean(bool(d.get("passage_header_added")) for d in ds),
              "notes_tokens": stats.mean(d.get("notes_tokens", 0) for d in ds if d.get("notes")) if any(
                  d.get("notes") for d in ds) else None,
              "distinct_2": stats.mean(per), "distinct_2_pooled": textstats.distinct_n(ws, 2),

@@ -31,13 +31,13 @@ def markdown_summary(result: dict) -> str:
     out += ["- time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["timing"].items()), "",
             "## Text statistics", "",
             "Tokens and words count the passage; a tuned model's notes come before it and are counted apart.", "",
-            "| variant | drafts | with notes | notes tokens | with a passage | tokens | words | ended by EOS "
-            "| distinct-2 | distinct-2 (pooled) | repetition (seq-rep-4) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| variant | drafts | with notes | notes tokens | 'Passage:' added | with a passage | tokens | words "
+            "| ended by EOS | distinct-2 | distinct-2 (pooled) | repetition (seq-rep-4) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v in variants:
         x = result["summary"][v]
         out.append(f"| {v} | {x['n']} | {_f(x.get('with_notes'), '.0%')} | {_f(x.get('notes_tokens'), '.0f')} | "
-                   f"{_f(x.get('with_passage'), '.0%')} | {_f(x['tokens'], '.0f')} | {_f(x['words'], '.0f')} | "
+                   f"{_f(x.get('passage_header_added'), '.0%')} | {_f(x.get('with_passage'), '.0%')} | {_f(x['tokens'], '.0f')} | {_f(x['words'], '.0f')} | "
                    f"{_f(x['stopped_at_eos'], '.0%')} | {_f(x['distinct_2'], '.3f')} | "
                    f"{_f(x['distinct_2_pooled'], '.3f')} | {_f(x['repetition_rate'], '.3f')} |")
     for r in readers:

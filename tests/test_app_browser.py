@@ -190,7 +190,7 @@ def test_write_tab_cqa_reasons_first_and_shows_the_notes_folded(page, artifacts)
     assert card_tokens(pg) == pg.locator("#token-view .tok").count() >= 1
     notes.locator("summary").click()
     assert notes.inner_text().count("[") >= 1   # notes are "- [axis/level] chosen over rejected: why" lines
-    pg.screenshot(path=artifacts / "browser-5-cqa-notes.png", full_page=True)
+    pg.screenshot(path=artifacts / "browser-write-cqa-notes.png", full_page=True)
 
 
 def test_score_tab_compares_two_versions(page, artifacts):

@@ -100,6 +100,7 @@ def test_generate_summary_pairing_and_cache(tmp_path):
                                                                              "sha256": "b" * 64}],
               **s, "drafts": drafts, "timing": {"total": 1.0}}
     md = markdown_summary(result)
-    assert "| e5 | 4 | 100% | 12 | 100% |" in md and "| base | 4 | 0% | – | 75% |" in md and "## Scored by r2" in md and "e5 vs base, paired by brief" in md
+    assert "| e5 | 4 | 100% | 12 | 0% | 100% |" in md and "| base | 4 | 0% | – | 0% | 75% |" in md
+    assert "## Scored by r2" in md and "e5 vs base, paired by brief" in md
     tr = markdown_transcript(result, BRIEFS)
     assert "## b1 (mystery)" in tr and "| seed | base | e5 |" in tr and "*(empty)*" in tr

@@ -16,7 +16,7 @@ import pytest
 from assistant import catalog, pool, writer
 from assistant.adapter_meta import read_adapter_base
 from assistant.brief import NOTES_HEADER, PASSAGE_HEADER, Brief, split_notes
-from assistant.engine import Engine, EngineError
+from assistant.engine import Draft, Engine, EngineError
 from assistant.pool import CQA_ADAPTER, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler
 from assistant.scoring import prompts_for
@@ -109,6 +109,26 @@ def test_a_draft_that_ends_inside_the_notes_keeps_them_and_can_continue(tuned):
     *_, more = writer.write(tuned, BRIEF, Sampler(temperature=0.0, max_tokens=4), prefix_ids=end.ids,
                             prefix_logprobs=end.logprobs)
     assert more.text.startswith(end.text) and len(more.ids) == 12 and len(more.logprobs) == 12
+
+
+def test_when_the_model_ends_after_its_notes_the_passage_header_is_added(tuned):
+    """Held-out brief br-03, seed 0, the app's sampler: the tuned model ends its turn after 700+ tokens of
+    notes (seen in eval generate). The writer adds 'Passage:' and the model writes the passage, scored."""
+    brief = Brief(task="Continue the scene in one paragraph",
+                  intent="Have the detective notice one clue proving the butler lied about the time.",
+                  audience="Adult fans of cosy mysteries",
+                  world="Inspector Dela Okafor is investigating a theft at Harrowgate Manor. The hall clock stopped "
+                        "at 9:40. The butler, Mr Finch, says he locked up at ten.",
+                  text_so_far="Okafor knelt beside the clock and ran a gloved finger along its dusty case. Behind "
+                              "her, Mr Finch cleared his throat.")
+    sampler = Sampler(temperature=0.8, seed=0, max_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL])
+    d = Draft()
+    texts = list(writer.stream_draft(tuned, prompts_for(tuned, brief).conditional, sampler, d))
+    assert f"\n{PASSAGE_HEADER}\n" in d.text and not d.exact and len(d.ids) <= sampler.max_tokens
+    assert texts[-1] == d.text
+    *_, end = writer.write(tuned, brief, sampler)
+    assert "added the 'Passage:' line" in end.notice and end.notes.startswith(NOTES_HEADER)
+    assert end.result is not None and len(end.text.split()) >= 20 and NOTES_HEADER not in end.text
 
 
 def test_an_adapter_for_another_base_is_refused(tmp_path):
