@@ -10,6 +10,7 @@ calls the core (assistant.writer) and turns its errors into gr.Error.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
 import inspect
@@ -244,8 +245,9 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
         if max_tokens is None:
             max_tokens = DEFAULT_MAX_TOKENS.get(str(model), DEFAULT_MAX_TOKENS[BASE_LABEL])
         values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
-        for last in _stream(_brief(task, intent, audience, world, text_so_far), model, template, _sampler(values), None):
-            pass  # drain the stream: the API answers with the finished draft only
+        # the API answers with the finished draft only: the stream's last update
+        last = collections.deque(_stream(_brief(task, intent, audience, world, text_so_far), model, template,
+                                         _sampler(values), None), maxlen=1)[0]
     return {"draft": last.text, "notes": last.notes, "notice": last.notice, "stop_reason": last.stop_reason,
             "score": last.result.to_json() if last.result else None}
 

@@ -76,6 +76,17 @@ def _updates(texts: Iterator[str], head: str, notice: str) -> Iterator[Update]:
         yield Update(head + text, notice=notice)
 
 
+def complete_draft(engine: Engine, prompt: str, sampler: Sampler) -> tuple[Draft, bool]:
+    """`stream_draft` run to its end, for scripts: (the draft, whether "Passage:" was added)."""
+    draft = Draft()
+    updates = _updates(stream_draft(engine, prompt, sampler, draft), "", "")
+    while True:
+        try:
+            next(updates)
+        except StopIteration as end:
+            return draft, bool(end.value)
+
+
 # Why a tuned model's draft holds notes but no passage yet, by how the draft ended.
 NO_PASSAGE = {
     "length": "The model's notes used every token before the passage: Continue, or raise Max tokens.",
@@ -137,7 +148,8 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
             else:
                 logprobs = None if prefix_ids else list(draft.logprobs)
             yield Update(head + draft.text, done=True, stop_reason=draft.stop_reason, ids=prefix_ids + draft.ids,
-                         logprobs=logprobs, notice=(notice + " " + NO_PASSAGE.get(draft.stop_reason, NO_PASSAGE["length"])).strip())
+                         logprobs=logprobs,
+                         notice=(notice + " " + NO_PASSAGE.get(draft.stop_reason, NO_PASSAGE["length"])).strip())
             return
         result = score_text(engine, brief_used, passage, template=template)
         yield Update(result.text, done=True, result=result, notice=notice, stop_reason=draft.stop_reason,

@@ -165,8 +165,8 @@ def part_d() -> None:
         hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
         rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
         model_mb = catalog.resolve().path.stat().st_size / 2**20
-        print(f"(d) app process ({' + '.join(variants)}) after a draft from each: peak {hwm.split(':')[1].strip()}, now {rss.split(':')[1].strip()} "
-              f"(model file {model_mb:.0f} MiB, mmapped)")
+        print(f"(d) app process ({' + '.join(variants)}) after a draft from each: peak {hwm.split(':')[1].strip()}, "
+              f"now {rss.split(':')[1].strip()} (model file {model_mb:.0f} MiB, mmapped)")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -4,7 +4,7 @@
     python -m eval generate --briefs eval/data/briefs.jsonl --n 2 --adapter epoch5=models/cqa/adapter.gguf --out eval/out/gen
     python -m eval crosscheck --out eval/out/crosscheck
     python -m eval validate eval/data/pairs_literary.jsonl eval/data/briefs.jsonl
-    python -m eval choose eval/results/cqa/report.json      # which epoch ships, by the README's rule
+    python -m eval choose models/cqa/eval/report.json       # which epoch ships, by the README's rule
 
 Errors are one line (per problem) on stderr and exit status 1; never a traceback.
 """
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .pairs import BRIEF_FIELDS, GROUPS, FormatError, load_briefs, load_pairs, read_jsonl
+from .generate import NOTES_TOKENS
 from .runner import EvalError, default_cache_path, default_pairs_files, evaluate_pairs
 
 OUT = Path("eval/out")
@@ -128,8 +129,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--reader", action="extend", nargs="+", default=[], metavar="MODEL",
                    help="models that score the drafts (default: the base, plus gemma3-270m when installed)")
     g.add_argument("--max-tokens", type=int, default=160, help="passage tokens per draft at most")
-    g.add_argument("--notes-tokens", type=int, default=864,
-                   help="extra tokens an adapter may spend on its notes before the passage (default 864)")
+    g.add_argument("--notes-tokens", type=int, default=NOTES_TOKENS,
+                   help=f"extra tokens an adapter may spend on its notes before the passage (default {NOTES_TOKENS})")
     g.add_argument("--temperature", type=float, default=0.8)
     _common(g, "generate")
     g.set_defaults(func=cmd_generate)

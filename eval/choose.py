@@ -1,6 +1,6 @@
 """Which epoch ships: the rule fixed in README.md before any tuned result was seen.
 
-    python -m eval choose eval/results/cqa/report.json
+    python -m eval choose models/cqa/eval/report.json
 
 Rule: the adapter with the largest mean literary Δ(ΔI) over all tokens; adapters within
 TIE_BITS of the best count as tied and the earliest epoch among them wins; when no adapter

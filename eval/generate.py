@@ -66,15 +66,13 @@ class EngineWriter:
 
     def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
         from assistant.brief import split_notes
-        from assistant.engine import Draft
         from assistant.scoring import prompts_for
-        from assistant.writer import stream_draft
+        from assistant.writer import complete_draft
 
         eng, budget = self.engine, sampler.max_tokens
         prompt = prompts_for(eng, brief, template=self.template).conditional
-        d = Draft()
-        texts = stream_draft(eng, prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens), d)
-        added = _drain(texts)   # as the app writes it: "Passage:" added when the model ends after its notes
+        # as the app writes it: "Passage:" is added when the model ends its turn after its notes
+        d, added = complete_draft(eng, prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens))
         notes, passage = split_notes(d.text)
         ids = eng.tokenize_text(passage) if notes else list(d.ids)
         stop = d.stop_reason
@@ -85,15 +83,6 @@ class EngineWriter:
 
     def close(self) -> None:
         close_engine(self.engine)
-
-
-def _drain(gen):
-    """Run a generator to its end; its return value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as end:
-            return end.value
 
 
 class EngineTextReader:

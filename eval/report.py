@@ -138,21 +138,24 @@ def _p(x) -> str:
     return "–" if x is None else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
 
 
+def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table: the first column left-aligned, the rest right-aligned (numbers)."""
+    return ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def _group_tables(s: dict, variants: list[str], adapters: list[str]) -> list[str]:
-    lines = ["| variant | n | validation rate | mean ΔI | validation rate (uncopied) | mean ΔI (uncopied) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for v in variants:
-        lines.append(f"| {v} | {s['n']} | {_pct(s['validation_rate'][v])} | {_f(s['mean_delta_I'][v])} | "
-                     f"{_pct(s['validation_rate_uncopied'][v])} | {_f(s['mean_delta_I_uncopied'][v])} |")
+    lines = md_table(["variant", "n", "validation rate", "mean ΔI", "validation rate (uncopied)",
+                      "mean ΔI (uncopied)"],
+                     [[v, str(s["n"]), _pct(s["validation_rate"][v]), _f(s["mean_delta_I"][v]),
+                       _pct(s["validation_rate_uncopied"][v]), _f(s["mean_delta_I_uncopied"][v])] for v in variants])
     if adapters:
-        lines += ["", "| adapter vs base | n | mean Δ(ΔI) | Wilcoxon p (greater) | Cohen's d_z | "
-                      "mean Δ(ΔI) (uncopied) | p (uncopied) | d_z (uncopied) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for a in adapters:
-            d = s["delta_delta"][a]
-            lines.append(f"| {a} | {d['n']} | {_f(d['mean'])} | {_p(d['wilcoxon_p'])} | {_f(d['cohens_d'], '+.2f')} | "
-                         f"{_f(d['mean_uncopied'])} | {_p(d['wilcoxon_p_uncopied'])} | "
-                         f"{_f(d['cohens_d_uncopied'], '+.2f')} |")
+        dd = [(a, s["delta_delta"][a]) for a in adapters]
+        lines += [""] + md_table(
+            ["adapter vs base", "n", "mean Δ(ΔI)", "Wilcoxon p (greater)", "Cohen's d_z", "mean Δ(ΔI) (uncopied)",
+             "p (uncopied)", "d_z (uncopied)"],
+            [[a, str(d["n"]), _f(d["mean"]), _p(d["wilcoxon_p"]), _f(d["cohens_d"], "+.2f"), _f(d["mean_uncopied"]),
+              _p(d["wilcoxon_p_uncopied"]), _f(d["cohens_d_uncopied"], "+.2f")] for a, d in dd])
     return lines
 
 

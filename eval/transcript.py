@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .pairs import BriefRecord
+from .report import md_table
 
 
 def _f(x, fmt="+.3f") -> str:
@@ -30,23 +31,20 @@ def markdown_summary(result: dict) -> str:
                                                       for r in result["readers"])] + [f"- {n}" for n in result["notes"]]
     out += ["- time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result["timing"].items()), "",
             "## Text statistics", "",
-            "Tokens and words count the passage; a tuned model's notes come before it and are counted apart.", "",
-            "| variant | drafts | with notes | notes tokens | 'Passage:' added | with a passage | tokens | words "
-            "| ended by EOS | distinct-2 | distinct-2 (pooled) | repetition (seq-rep-4) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for v in variants:
-        x = result["summary"][v]
-        out.append(f"| {v} | {x['n']} | {_f(x.get('with_notes'), '.0%')} | {_f(x.get('notes_tokens'), '.0f')} | "
-                   f"{_f(x.get('passage_header_added'), '.0%')} | {_f(x.get('with_passage'), '.0%')} | {_f(x['tokens'], '.0f')} | {_f(x['words'], '.0f')} | "
-                   f"{_f(x['stopped_at_eos'], '.0%')} | {_f(x['distinct_2'], '.3f')} | "
-                   f"{_f(x['distinct_2_pooled'], '.3f')} | {_f(x['repetition_rate'], '.3f')} |")
+            "Tokens and words count the passage; a tuned model's notes come before it and are counted apart.", ""]
+    stat = [("n", "d"), ("with_notes", ".0%"), ("notes_tokens", ".0f"), ("passage_header_added", ".0%"),
+            ("with_passage", ".0%"), ("tokens", ".0f"), ("words", ".0f"), ("stopped_at_eos", ".0%"),
+            ("distinct_2", ".3f"), ("distinct_2_pooled", ".3f"), ("repetition_rate", ".3f")]
+    out += md_table(["variant", "drafts", "with notes", "notes tokens", "'Passage:' added", "with a passage", "tokens",
+                     "words", "ended by EOS", "distinct-2", "distinct-2 (pooled)", "repetition (seq-rep-4)"],
+                    [[v] + [_f(result["summary"][v].get(k), fmt) for k, fmt in stat] for v in variants])
+    read = [("I_per_token", "+.3f"), ("I_uncopied_per_token", "+.3f"), ("H_X_per_token", ".3f"),
+            ("H_X_given_Y_per_token", ".3f")]
     for r in readers:
-        out += ["", f"## Scored by {r} (bits/token, mean over drafts)", "",
-                "| variant | scored | I | I (uncopied) | H(X) | H(X\\|Y) |", "|---|---:|---:|---:|---:|---:|"]
-        for v in variants:
-            x = result["summary"][v]["readers"][r]
-            out.append(f"| {v} | {x['n_scored']} | {_f(x['I_per_token'])} | {_f(x['I_uncopied_per_token'])} | "
-                       f"{_f(x['H_X_per_token'], '.3f')} | {_f(x['H_X_given_Y_per_token'], '.3f')} |")
+        out += ["", f"## Scored by {r} (bits/token, mean over drafts)", ""]
+        out += md_table(["variant", "scored", "I", "I (uncopied)", "H(X)", "H(X\\|Y)"],
+                        [[v, str(result["summary"][v]["readers"][r]["n_scored"])]
+                         + [_f(result["summary"][v]["readers"][r][k], fmt) for k, fmt in read] for v in variants])
         for a in variants[1:]:
             d = result["vs_base"][a][r]
             p = "–" if d["wilcoxon_p"] is None else f"{d['wilcoxon_p']:.3f}"

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from pathlib import Path
@@ -26,10 +27,8 @@ def device_name(device: str) -> str:
     if device == "cuda":
         import torch
         return torch.cuda.get_device_name(0)
-    try:
+    with contextlib.suppress(OSError):  # no /proc/cpuinfo (macOS, Windows): the platform's name below
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return f"{line.split(':', 1)[1].strip()} x {os.cpu_count()}"
-    except OSError:
-        pass
     return platform.processor() or "cpu"

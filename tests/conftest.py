@@ -15,6 +15,7 @@ Nothing starts unless a test asks for `server` (or `api`), so other test files p
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -101,11 +102,9 @@ def _launch(log_path: Path) -> Server:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return server  # the caller reads the log and decides whether to retry
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet: poll again
             if httpx.get(server.url + "config", timeout=5).status_code == 200:
                 return server
-        except httpx.HTTPError:
-            pass
         time.sleep(0.5)
     _stop(proc)
     raise RuntimeError(f"app.py did not answer on {server.url} within {STARTUP_TIMEOUT_S} s; log:\n"

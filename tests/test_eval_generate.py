@@ -52,7 +52,7 @@ class Writer:
                 "notes_tokens": 12 if notes else 0}
 
     def close(self):
-        pass
+        """A fake holds nothing to free."""
 
 
 class Reader:
@@ -65,7 +65,7 @@ class Reader:
                 "H_X_given_Y_per_token": 5.0 - I, "classes": {}}
 
     def close(self):
-        pass
+        """A fake holds nothing to free."""
 
 
 def test_generate_summary_pairing_and_cache(tmp_path):

@@ -40,7 +40,7 @@ class FakeReader:
         return out
 
     def close(self):
-        pass
+        """A fake holds nothing to free."""
 
 
 @pytest.fixture
