@@ -15,6 +15,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant import card, catalog
+from assistant import card, catalog, guidance
 from assistant.brief import Brief, BriefError
 from assistant.engine import EngineError
 from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
@@ -31,6 +32,7 @@ from assistant import writer
 
 log = logging.getLogger("cqa.app")
 USER_ERRORS = (BriefError, SamplerError, EngineError, ValueError, catalog.UnknownModel, catalog.ModelUnavailable)
+MAX_STRENGTH = 2.0     # CQA strength: the LoRA scale, 0 (the base) to 2
 BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
 INT_FIELDS = ("top_k", "seed", "max_tokens")
@@ -85,6 +87,23 @@ def _sampler(values: dict) -> Sampler:
     return Sampler(**v, stop=stops)
 
 
+def _settings(values: dict, alpha, strength) -> tuple[Sampler, float, float]:
+    """Sampler values, brief guidance and CQA strength, checked together: every problem in one message."""
+    problems = guidance.check(alpha)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        problems.append(f"CQA strength: must be a number, got {strength!r}")
+    elif not 0 <= strength <= MAX_STRENGTH:
+        problems.append(f"CQA strength {strength} must be between 0 and {MAX_STRENGTH:g}")
+    try:
+        sampler = _sampler(values)
+    except SamplerError as e:
+        problems = [str(e)] + problems
+        sampler = None
+    if problems:
+        raise SamplerError("; ".join(problems))
+    return sampler, float(alpha), float(strength)
+
+
 def _unescape(stop: str) -> str:
     """Let a stop string be typed as \\n or \\t; other characters (é, a lone backslash) stay as typed."""
     return stop.replace("\\n", "\n").replace("\\t", "\t")
@@ -108,10 +127,21 @@ def _brief(*values) -> Brief:
     return Brief(*values)
 
 
-def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str) -> dict:
-    return {"brief": brief.to_dict(), "draft": update.text, "ids": update.ids, "logprobs": update.logprobs,
-            "score": update.result.to_json() if update.result else None, "model": f"{POOL.config.model or catalog.DEFAULT_MODEL} ({variant})",
-            "variant": variant, "sampler": sampler.to_dict(), "template": template, "notes": update.notes}
+def _score_json(update, variant: str, strength: float) -> dict | None:
+    if not update.result:
+        return None
+    r = update.result.to_json()
+    r["guidance"] = update.guidance
+    r["cqa_strength"] = strength if variant == CQA_LABEL else None
+    return r
+
+
+def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str, alpha: float, strength: float) -> dict:
+    return {"brief": brief.to_dict(), "draft": update.text, "ids": update.ids,
+            "score": _score_json(update, variant, strength),
+            "model": f"{POOL.config.model or catalog.DEFAULT_MODEL} ({variant})",
+            "variant": variant, "sampler": sampler.to_dict(), "template": template, "notes": update.notes,
+            "guidance": alpha, "cqa_strength": strength if variant == CQA_LABEL else None}
 
 
 def _outputs(record: dict):
@@ -121,10 +151,9 @@ def _outputs(record: dict):
     return card.card_markdown(r), card.tokens_html(r), card.surprisal_figure(r)
 
 
-def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, prefix_logprobs=None):
-    engine = POOL.get(variant)
-    for u in writer.write(engine, brief, sampler, template, cancel, prefix_ids, prefix_logprobs):
-        yield u
+def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, alpha=0.0, strength=1.0):
+    engine = POOL.get(variant, strength)
+    yield from writer.write(engine, brief, sampler, template, cancel, prefix_ids, guidance=alpha)
 
 
 @user_errors
@@ -133,33 +162,33 @@ def generate(request: gr.Request, *values, continuing: bool = False):
     positional parameters before *values, and Stop finds this draft by the request's session."""
     n = len(BRIEF_FIELDS)
     brief = _brief(*values[:n])
-    variant, template, draft_text, last = values[n], values[n + 1], values[n + 2], values[n + 3]
+    variant, template, alpha, strength, draft_text, last = values[n: n + 6]
     _check_text({"draft": draft_text})
-    sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 4:])))
+    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 6:])), alpha, strength)
     key = request.session_hash if request else "local"
     CANCEL[key] = cancel = threading.Event()
     try:
-        yield from _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing)
+        yield from _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha, strength)
     finally:
         if CANCEL.get(key) is cancel:  # one Event per session while it writes, not one forever
             del CANCEL[key]
 
 
-def _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing):
-    prefix_ids = prefix_lp = None
+def _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha, strength):
+    prefix_ids = None
     if continuing:
         if not (draft_text or "").strip():
             raise gr.Error("There is no draft to continue: generate one first.")
         same = bool(last and last.get("ids")) and last.get("draft") == draft_text and last.get("variant") == variant and \
             last.get("template") == template and last.get("brief") == brief.to_dict()
-        engine = POOL.get(variant)
-        prefix_ids = last["ids"] if same else engine.tokenize_text(draft_text)
-        prefix_lp = last.get("logprobs") if same else None
-    for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, prefix_lp):
+        prefix_ids = last["ids"] if same else POOL.get(variant, strength).tokenize_text(draft_text)
+    for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, alpha, strength):
         if not u.done:
-            yield u.text, u.notice, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            r = _score_json(u, variant, strength)
+            live = (card.live_markdown(r), card.tokens_html(r)) if r else (gr.skip(), gr.skip())
+            yield u.text, u.notice, *live, gr.skip(), gr.skip()
         else:
-            rec = _record(brief, u, variant, sampler, template)
+            rec = _record(brief, u, variant, sampler, template, alpha, strength)
             yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else "") + _notes_md(u.notes),
                    *_outputs(rec), rec)
 
@@ -182,30 +211,57 @@ def stop(request: gr.Request = None):
         ev.set()
 
 
-@user_errors
-def compare(*values):
-    n = len(BRIEF_FIELDS)
-    brief = _brief(*values[:n])
-    template = values[n]
-    sampler = _sampler(dict(zip(SAMPLER_FIELDS, values[n + 1:])))
+def _compare_stream(brief, template, sampler, alpha, strength, cancel=None):
+    """Base then CQA on the same brief, seed, guidance: {variant: latest Update} after every token."""
     if CQA_LABEL not in POOL.variants():
         raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
     outs = {}
     for variant in (BASE_LABEL, CQA_LABEL):
-        for u in _stream(brief, variant, template, sampler, None):
+        for u in _stream(brief, variant, template, sampler, cancel, None, alpha, strength):
+            if u.result is None and variant in outs and outs[variant].result is not None and not u.done:
+                u.result = outs[variant].result   # keep the last live score on screen between two
             outs[variant] = u
-            yield tuple(_side(outs, v) for v in (BASE_LABEL, CQA_LABEL))
-    # last yield above already carries both finished cards
+            yield outs
 
 
-def _side(outs, variant):
+@user_errors
+def compare(request: gr.Request, *values):
+    n = len(BRIEF_FIELDS)
+    brief = _brief(*values[:n])
+    template, alpha, strength = values[n: n + 3]
+    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 3:])), alpha, strength)
+    key = request.session_hash if request else "local"
+    CANCEL[key] = cancel = threading.Event()
+    try:
+        for outs in _compare_stream(brief, template, sampler, alpha, strength, cancel):
+            yield (*(_side(outs, v, strength) for v in (BASE_LABEL, CQA_LABEL)), _verdict(outs, strength))
+    finally:
+        if CANCEL.get(key) is cancel:
+            del CANCEL[key]
+
+
+def _side(outs, variant, strength):
     u = outs.get(variant)
     if u is None:
-        return ""
-    if not u.done or u.result is None:
-        return u.text
-    r = u.result.to_json()
+        return "*waiting for the base to finish…*" if variant == CQA_LABEL else ""
+    r = _score_json(u, variant, strength)
+    if not u.done:
+        return u.text + (f"\n\n---\n{card.live_markdown(r)}" if r else "")
+    if r is None:
+        return f"{u.text}\n\n---\n{u.notice}{_notes_md(u.notes)}"
     return f"{u.text}\n\n---\n{card.card_markdown(r)}{_notes_md(u.notes)}"
+
+
+def _verdict(outs, strength) -> str:
+    """Which of the two finished drafts scored higher, and by how much (bits/token)."""
+    done = {v: outs[v] for v in (BASE_LABEL, CQA_LABEL) if v in outs and outs[v].done}
+    if len(done) < 2:
+        return ""
+    if any(u.result is None for u in done.values()):
+        return "One of the drafts has no scored passage: no comparison."
+    a = _score_json(done[BASE_LABEL], BASE_LABEL, strength)
+    b = _score_json(done[CQA_LABEL], CQA_LABEL, strength)
+    return card.comparison_markdown(a, b, (BASE_LABEL, CQA_LABEL))
 
 
 @user_errors
@@ -235,21 +291,58 @@ def export(record: dict, kind: str):
 
 
 # ---- API endpoints (gradio_client): plain arguments in, plain JSON out ----------------------
+def _api_answer(u, variant: str, strength: float) -> dict:
+    return {"draft": u.text, "notes": u.notes, "notice": u.notice, "stop_reason": u.stop_reason,
+            "model": variant, "guidance": u.guidance, "cqa_strength": strength if variant == CQA_LABEL else None,
+            "score": _score_json(u, variant, strength)}
+
+
+def _api_settings(model, temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop, guidance_,
+                  cqa_strength):
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS.get(str(model), DEFAULT_MAX_TOKENS[BASE_LABEL])
+    values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
+    return _settings(values, guidance_, cqa_strength)
+
+
 def api_draft(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
               model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
               top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0,
-              max_tokens: int | None = None, stop: str = "") -> dict:
-    """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "score": {... "tokens": [...]}}.
-    max_tokens defaults to the model's own (200 for base; 1024 for CQA, whose notes come first)."""
+              max_tokens: int | None = None, stop: str = "", guidance: float = 0.0,
+              cqa_strength: float = 1.0) -> dict:
+    """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "guidance", "cqa_strength",
+    "score": {... "tokens": [...]}}. max_tokens defaults to the model's own (200 for base; 1024 for CQA, whose
+    notes come first); guidance is brief guidance alpha (0-3), cqa_strength the CQA adapter's scale (0-2)."""
     with user_error_messages():
-        if max_tokens is None:
-            max_tokens = DEFAULT_MAX_TOKENS.get(str(model), DEFAULT_MAX_TOKENS[BASE_LABEL])
-        values = dict(zip(SAMPLER_FIELDS, (temperature, top_p, top_k, min_p, repeat_penalty, seed, max_tokens, stop)))
+        sampler, alpha, strength = _api_settings(model, temperature, top_p, top_k, min_p, repeat_penalty, seed,
+                                                 max_tokens, stop, guidance, cqa_strength)
         # the API answers with the finished draft only: the stream's last update
         last = collections.deque(_stream(_brief(task, intent, audience, world, text_so_far), model, template,
-                                         _sampler(values), None), maxlen=1)[0]
-    return {"draft": last.text, "notes": last.notes, "notice": last.notice, "stop_reason": last.stop_reason,
-            "score": last.result.to_json() if last.result else None}
+                                         sampler, None, None, alpha, strength), maxlen=1)[0]
+    return _api_answer(last, model, strength)
+
+
+def api_compare(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
+                template: str = "chat", temperature: float = 0.8, top_p: float = 0.95, top_k: int = 40,
+                min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0, max_tokens: int | None = None,
+                stop: str = "", guidance: float = 0.0, cqa_strength: float = 1.0) -> dict:
+    """Base and CQA on the same brief, seed and guidance: {"base": draft, "CQA": draft, "difference": CQA's I per
+    token minus base's (bits/token, None when either has no scored passage)}; each draft as /draft returns it.
+    max_tokens defaults to each model's own."""
+    with user_error_messages():
+        brief = _brief(task, intent, audience, world, text_so_far)
+        answers = {}
+        for variant in (BASE_LABEL, CQA_LABEL):
+            if variant == CQA_LABEL and CQA_LABEL not in POOL.variants():
+                raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
+            sampler, alpha, strength = _api_settings(variant, temperature, top_p, top_k, min_p, repeat_penalty,
+                                                     seed, max_tokens, stop, guidance, cqa_strength)
+            last = collections.deque(_stream(brief, variant, template, sampler, None, None, alpha, strength),
+                                     maxlen=1)[0]
+            answers[variant] = _api_answer(last, variant, strength)
+    scores = [answers[v]["score"] for v in (BASE_LABEL, CQA_LABEL)]
+    answers["difference"] = (scores[1]["I_per_token"] - scores[0]["I_per_token"]) if all(scores) else None
+    return answers
 
 
 def api_score(text: str, task: str = "", intent: str = "", audience: str = "", world: str = "",
@@ -282,7 +375,14 @@ def build() -> gr.Blocks:
                                 gr.Textbox(label="Audience", placeholder="Who reads it"),
                                 gr.Textbox(label="World", lines=3, placeholder="Facts of the story world"),
                                 gr.Textbox(label="Text so far", lines=4, placeholder="The piece so far (optional)")]
-                    model = gr.Radio(variants, value=variants[-1], label="Model")
+                    with gr.Row():
+                        model = gr.Radio(variants, value=variants[-1], label="Model")
+                        alpha = gr.Slider(0, guidance.MAX_ALPHA, 0, step=0.05, label="Brief guidance",
+                                          info="0 = plain sampling; higher leans on words the brief explains "
+                                               "(too high and drafts restate the brief)", elem_id="guidance")
+                        strength = gr.Slider(0, MAX_STRENGTH, 1, step=0.05, label="CQA strength",
+                                             info="the CQA adapter's scale: 0 = the base, 1 = as trained",
+                                             visible=variants[-1] == CQA_LABEL, elem_id="cqa-strength")
                     template = gr.Radio(["chat", "plain"], value="chat", label="Prompt template")
                     with gr.Accordion("Sampler", open=False):
                         sampler_in = [gr.Slider(0, 2, 0.8, step=0.05, label="Temperature"),
@@ -309,7 +409,8 @@ def build() -> gr.Blocks:
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
             model.change(_max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_visibility="private")
-            ins = [*brief_in, model, template, draft, last, *sampler_in]
+            model.change(lambda v: gr.update(visible=v == CQA_LABEL), model, strength, api_visibility="private")
+            ins = [*brief_in, model, template, alpha, strength, draft, last, *sampler_in]
             outs = [draft, notice, card_md, tokens, plot, last]
             gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
             regen_ev = regen_btn.click(lambda s: int(s or 0) + 1, sampler_in[5], sampler_in[5],
@@ -320,11 +421,18 @@ def build() -> gr.Blocks:
             json_btn.click(lambda r: export(r, "json"), last, export_file, api_visibility="private")
             del gen_ev, regen_ev, cont_ev
         with gr.Tab("Compare", elem_id="compare-tab"):
-            gr.Markdown("Base and CQA on the brief and sampler settings of the Write tab, with the same seed.")
-            cmp_btn = gr.Button("Generate with both")
+            gr.Markdown("Base and CQA on the brief, sampler settings, brief guidance and CQA strength of the Write "
+                        "tab, with the same seed: each scored live as it streams, then which scored higher.")
             with gr.Row():
-                left, right = gr.Markdown(label="base"), gr.Markdown(label="CQA")
-            cmp_btn.click(compare, [*brief_in, template, *sampler_in], [left, right], api_visibility="private")
+                cmp_btn = gr.Button("Generate with both", variant="primary")
+                cmp_stop = gr.Button("Stop comparing")
+            cmp_verdict = gr.Markdown(elem_id="compare-verdict")
+            with gr.Row():
+                left = gr.Markdown(label="base", elem_id="compare-base")
+                right = gr.Markdown(label="CQA", elem_id="compare-cqa")
+            cmp_btn.click(compare, [*brief_in, template, alpha, strength, *sampler_in], [left, right, cmp_verdict],
+                          api_visibility="private")
+            cmp_stop.click(stop, None, None, queue=False, api_visibility="private")
         with gr.Tab("Score", elem_id="score-tab"):
             with gr.Row():
                 with gr.Column():
@@ -341,6 +449,7 @@ def build() -> gr.Blocks:
             score_btn.click(score_tab, [*s_brief, s_model, s_template, text_a, text_b],
                             [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
         gr.api(api_draft, api_name="draft")
+        gr.api(api_compare, api_name="compare")
         gr.api(api_score, api_name="score")
     return demo
 

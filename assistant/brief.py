@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
+from . import chat
+from .chat import ChatFormatter, Messages, Prompt
+
 SYSTEM = "You are a creative writing assistant."
 NEUTRAL_TASK = "Write a passage."          # the unconditional prompt's only instruction
 CONTEXT_TASK = "Write the passage."        # follows a prose context (eval pairs)
@@ -24,9 +27,6 @@ FIELD_LABELS = {"task": "Task", "intent": "Intent", "audience": "Audience", "wor
 NOTES_HEADER = "Notes:"      # a CQA-tuned model reasons first, under this line...
 PASSAGE_HEADER = "Passage:"  # ...then writes the passage under this one (finetune/render.py)
 TEMPLATES = ("chat", "plain")              # chat: the model's own chat template from its GGUF
-
-Messages = list[dict]
-ChatFormatter = Callable[[Messages], str]
 
 
 class BriefError(ValueError):
@@ -87,30 +87,33 @@ def messages(user: str) -> Messages:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def plain_format(msgs: Messages) -> str:
+def plain_format(msgs: Messages, add_generation_prompt: bool = True) -> str:
     """The plain-text template: no special tokens, the passage follows 'Passage:'."""
     body = "\n\n".join(m["content"] for m in msgs)
-    return f"{body}\n\nPassage:\n"
+    return f"{body}\n\nPassage:\n" if add_generation_prompt else body
 
 
 @dataclass(frozen=True)
 class Prompts:
-    conditional: str    # template with the brief (Y)
-    unconditional: str  # same template, constraints removed
-    brief_text: str     # the words of Y, for copied spans
+    conditional: Prompt    # template with the brief (Y)
+    unconditional: Prompt  # same template, constraints removed
+    brief_text: str        # the words of Y, for copied spans
 
 
-def render(brief: Brief, chat: ChatFormatter | None = None) -> Prompts:
-    """Brief -> (conditional, unconditional) prompts; `chat=None` selects the plain template."""
-    fmt = chat or plain_format
-    return Prompts(fmt(messages(user_message(brief))), fmt(messages(NEUTRAL_TASK)), brief.text())
+def prompt(user: str, fmt: ChatFormatter | None = None) -> Prompt:
+    """System + user turn in the template (`fmt=None`: plain); the user's words stay plain text."""
+    return chat.render(fmt or plain_format, messages(user))
 
 
-def render_context(context: str, chat: ChatFormatter | None = None) -> Prompts:
+def render(brief: Brief, fmt: ChatFormatter | None = None) -> Prompts:
+    """Brief -> (conditional, unconditional) prompts; `fmt=None` selects the plain template."""
+    return Prompts(prompt(user_message(brief), fmt), prompt(NEUTRAL_TASK, fmt), brief.text())
+
+
+def render_context(context: str, fmt: ChatFormatter | None = None) -> Prompts:
     """A brief written as prose (eval pairs) -> prompts, with the same neutral counterpart."""
-    fmt = chat or plain_format
     user = f"{context.strip()}\n\n{CONTEXT_TASK}"
-    return Prompts(fmt(messages(user)), fmt(messages(NEUTRAL_TASK)), context)
+    return Prompts(prompt(user, fmt), prompt(NEUTRAL_TASK, fmt), context)
 
 
 def fit(brief: Brief, budget_tokens: int, count: Callable[[Brief], int]) -> tuple[Brief, str]:

@@ -13,6 +13,12 @@ from .surprise import CLASS_HELP
 COLOUR_SCALE_BITS = 6.0  # |i_t| at which a token's colour saturates
 
 
+def live_markdown(result: dict) -> str:
+    """The score while the draft streams: one line."""
+    return (f"**Calibrated surprise so far: {result['I_per_token']:.2f} bits/token** ({result['I']:.0f} bits over "
+            f"{result['n_tokens']} tokens; without copied spans {result['I_uncopied_per_token']:.2f}) · writing…")
+
+
 def card_markdown(result: dict, label: str = "") -> str:
     """The score card: I, H(X), H(X|Y) as totals and bits/token, in plain words."""
     r = result
@@ -32,8 +38,21 @@ def card_markdown(result: dict, label: str = "") -> str:
         "earns nothing here.",
         f"- **Tokens:** {c['surprise']} calibrated surprise, {c['noise']} noise, "
         f"{c['cliche']} cliché, {c['plain']} plain.",
-        f"- Prompt template: `{r.get('template', '?')}`.",
+        f"- Prompt template: `{r.get('template', '?')}`." + _written_with(r),
     ])
+
+
+def _written_with(r: dict) -> str:
+    """Which guidance and CQA strength wrote the draft (absent for pasted text)."""
+    bits = []
+    if r.get("guidance") is not None:
+        bits.append(f"brief guidance α = {r['guidance']:g}" + (" (plain sampling)" if not r["guidance"] else ""))
+    if r.get("cqa_strength") is not None:
+        bits.append(f"CQA strength {r['cqa_strength']:g}")
+    if not bits:
+        return ""
+    return (" Written with " + ", ".join(bits) + "; the score is always the unguided model's, so every "
+            "draft is judged by the same measure.")
 
 
 def tokens_html(result: dict) -> str:
@@ -82,18 +101,19 @@ def surprisal_figure(result: dict, title: str = ""):
     return fig
 
 
-def comparison_markdown(a: dict, b: dict) -> str:
+def comparison_markdown(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
     """Which of two versions has the higher I per token, and by how much."""
+    na, nb = names
     d = a["I_per_token"] - b["I_per_token"]
     du = a["I_uncopied_per_token"] - b["I_uncopied_per_token"]
     if abs(d) < 1e-12:
-        verdict = "**A and B have the same I per token.**"
+        verdict = f"**{na} and {nb} have the same I per token.**"
     else:
-        win = "A" if d > 0 else "B"
-        verdict = f"**Version {win} has the higher calibrated surprise**, by {abs(d):.3f} bits/token"
-    return (f"{verdict} (A {a['I_per_token']:.3f} vs B {b['I_per_token']:.3f} bits/token).  \n"
-            f"Without spans copied from the brief: A {a['I_uncopied_per_token']:.3f} vs "
-            f"B {b['I_uncopied_per_token']:.3f} (difference {du:+.3f}).")
+        win = na if d > 0 else nb
+        verdict = f"**{'Version ' if len(win) == 1 else ''}{win} has the higher calibrated surprise**, by {abs(d):.3f} bits/token"
+    return (f"{verdict} ({na} {a['I_per_token']:.3f} vs {nb} {b['I_per_token']:.3f} bits/token).  \n"
+            f"Without spans copied from the brief: {na} {a['I_uncopied_per_token']:.3f} vs "
+            f"{nb} {b['I_uncopied_per_token']:.3f} (difference {du:+.3f}).")
 
 
 def export_json(record: dict) -> str:

@@ -1,33 +1,48 @@
-"""The only module that talks to llama.cpp: load a GGUF, stream drafts, score texts.
+"""The model as the app uses it: weights once, variants (adapter + strength), log-prob passes, drafts.
 
-    >>> eng = Engine.load("smollm2-135m")                       # doctest: +SKIP
-    >>> lp = eng.token_logprobs("Once upon a", " time")          # doctest: +SKIP
-    >>> lp.pieces, lp.logprobs                                    # doctest: +SKIP
+    >>> base = Engine.load("smollm2-135m")                                  # doctest: +SKIP
+    >>> cqa = base.variant("models/cqa/adapter.gguf", strength=1.0)          # same weights, same context
+    >>> cond, uncond = base.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
+    >>> with base.draft(base.tokenize_prompt(prompts.conditional), Sampler(seed=1)) as run:
+    ...     run.score_with(None, base.tokenize_prompt(prompts.unconditional))   # twin stream
+    ...     while (step := run.step()) is not None: print(step.piece, step.logprob, step.logprob0)
 
-Log-probabilities are natural logs from the raw distribution (before temperature
-and sampling filters). The log-prob pass decodes prompt + text in n_batch chunks
-and asks llama.cpp for logits only at the positions that predict a text token, so
-memory grows with n_batch x vocabulary, never with n_ctx x vocabulary.
+Log-probabilities are natural logs from the raw distribution (before guidance, temperature and
+sampling filters). Every pass and every draft starts from an empty KV cache with the variant's
+adapter state set (so the same seed and settings give the same draft, and no cell is ever reused
+across adapter states). Memory grows with n_batch x vocabulary, never n_ctx x vocabulary: logits are
+asked for only where they predict a text token, and reduced to one number at once.
+
+A draft decodes up to three sequences in lockstep, one batch per step: the one the model samples
+from (prompt + draft) and the two readers of the score, conditional (brief prompt + scored text)
+and unconditional (neutral prompt + scored text). When the scored text is the whole draft the
+sampling sequence is the conditional reader itself (a twin stream: two sequences). The readers can
+start mid-draft, which is how a tuned model's passage is scored apart from its notes.
 """
 from __future__ import annotations
 
-import ctypes
+import codecs
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from . import catalog
+from . import catalog, guidance
+from .chat import Prompt
+from .llama import Context, LlamaError, SamplerChain, Weights
 from .sampler import Sampler
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N_CTX = 2048     # tokens; SmolLM2 was trained at 8192, a writing brief needs far less
+DEFAULT_N_CTX = 2048     # tokens per sequence; SmolLM2 was trained at 8192, a writing brief needs far less
 DEFAULT_N_BATCH = 512    # tokens per decode call in the log-prob pass (see bench/)
+CELLS_PER_SEQUENCE = 2   # the KV cache holds 2 x n_ctx cells, shared by a draft's 2-3 sequences
+GEN, COND, UNCOND = 0, 1, 2   # sequence ids in a draft
+ROWS_AT_ONCE = 64        # logit rows turned into log-probs at a time (bounds the float64 temporaries)
 GGUF_CHAT_TEMPLATE = "tokenizer.chat_template"
 GGUF_ARCH = "general.architecture"
 GGUF_NAME = "general.name"
@@ -49,49 +64,65 @@ class TokenLogprobs:
 
 @dataclass
 class Step:
-    """One generated token."""
+    """One token of a draft (sampled, or fed), with what the readers made of it."""
     id: int
     piece: str
-    logprob: float  # natural log, raw distribution, conditional on the prompt
+    logprob: float            # natural log, conditional reader (the sampling sequence when it is the reader)
+    logprob0: float = math.nan   # natural log, unconditional reader; nan while no reader scores
 
 
 @dataclass
 class Draft:
-    """What `stream` leaves behind when it ends."""
+    """What a draft leaves behind: its tokens, text and how it ended."""
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    logprobs0: list[float] = field(default_factory=list)
     text: str = ""
     stop_reason: str = ""   # "eos", "stop", "length", "cancelled"
-    exact: bool = True      # text == detokenized ids, so generation log-probs score it exactly
+    exact: bool = True      # text == detokenized ids (a stop string can cut a token in two)
 
 
-def _log_softmax_at(logits: np.ndarray, target: int) -> float:
-    """log P(target) from raw logits, in float64: logit[target] - logsumexp(logits)."""
-    x = logits.astype(np.float64, copy=False)
-    m = x.max()
-    return float(x[target] - m - np.log(np.exp(x - m).sum()))
+def logprobs_at(rows: np.ndarray, targets) -> np.ndarray:
+    """log softmax(rows)[targets], row by row, in float64 (blocks of ROWS_AT_ONCE rows)."""
+    out = np.empty(len(targets), dtype=np.float64)
+    for a in range(0, len(targets), ROWS_AT_ONCE):
+        x = rows[a: a + ROWS_AT_ONCE].astype(np.float64)
+        m = x.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+        out[a: a + len(x)] = x[np.arange(len(x)), targets[a: a + len(x)]] - lse
+    return out
+
+
+class _Core:
+    """One model in memory: its weights, one context (cells for a draft's sequences), one lock."""
+
+    def __init__(self, model: catalog.ResolvedModel, weights: Weights, ctx: Context, n_ctx: int, n_threads: int):
+        self.model, self.weights, self.ctx = model, weights, ctx
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.lock = threading.Lock()   # a llama.cpp context is not thread-safe: one pass or draft at a time
+        self.chat = _chat_formatter(weights)
+
+    def close(self) -> None:
+        self.ctx.close()
+        self.weights.close()
 
 
 class Engine:
-    """A loaded GGUF model (optionally with a LoRA adapter) behind one lock."""
+    """A variant of a loaded model: the base, or the base + a LoRA adapter at a strength. Variants made
+    with `variant()` share the weights, the context and its lock."""
 
-    def __init__(self, llm, model: catalog.ResolvedModel, lora_path: Path | None, n_threads: int):
-        self._llm = llm
-        self.model = model
+    def __init__(self, core: _Core, lora_path: Path | None = None, strength: float = 1.0):
+        self._core = core
         self.lora_path = lora_path
-        self.n_threads = n_threads
-        self.lock = threading.Lock()  # one per loaded model: llama.cpp contexts are not thread-safe
-        self.n_ctx = llm.n_ctx()
-        self.n_vocab = llm.n_vocab()
-        self.metadata = dict(llm.metadata)
-        self._chat = self._make_chat_formatter()
+        self.strength = float(strength)
+        self._adapter = core.weights.adapter(lora_path) if lora_path else None
+        self._chat = core.chat
 
     # ---- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, name: str | None = None, *, lora_path: str | Path | None = None,
+    def load(cls, name: str | None = None, *, lora_path: str | Path | None = None, strength: float = 1.0,
              n_threads: int | None = None, n_ctx: int = DEFAULT_N_CTX, n_batch: int = DEFAULT_N_BATCH,
-             n_ubatch: int | None = None, flash_attn: bool = False, n_gpu_layers: int | None = None,
-             seed: int = 0) -> "Engine":
+             flash_attn: bool = False, n_gpu_layers: int | None = None) -> "Engine":
         """Resolve `name` through the catalog and load it; clear errors for bad files."""
         import llama_cpp
 
@@ -101,247 +132,421 @@ class Engine:
             n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
         lora = Path(lora_path) if lora_path else None
         if lora is not None:
-            catalog.check_gguf(lora)
             _check_adapter(lora, model)
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(model.path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch or n_batch,
-                n_threads=n_threads, n_threads_batch=n_threads, n_gpu_layers=n_gpu_layers,
-                flash_attn=flash_attn, seed=seed, logits_all=False, verbose=False,
-                lora_path=str(lora) if lora else None)
-        except (ValueError, RuntimeError, OSError) as e:
-            what = f"adapter {lora} on {model.path.name}" if lora else f"model file {model.path}"
-            raise EngineError(f"llama.cpp could not load {what}: {e}. The file may be corrupt or "
+            weights = Weights.load(model.path, n_gpu_layers)
+        except LlamaError as e:
+            raise EngineError(f"llama.cpp could not load model file {model.path}: the file may be corrupt or "
                               "truncated; re-install the package or re-download the file.") from e
-        log.info("loaded %s (%s) threads=%d n_ctx=%d lora=%s", model.name, model.path, n_threads, n_ctx, lora)
-        return cls(llm, model, lora, n_threads)
+        ctx = Context(weights, n_cells=CELLS_PER_SEQUENCE * n_ctx, n_seq=3, n_batch=n_batch,
+                      n_threads=n_threads, flash_attn=flash_attn)
+        log.info("loaded %s (%s) threads=%d n_ctx=%d", model.name, model.path, n_threads, n_ctx)
+        core = _Core(model, weights, ctx, n_ctx, n_threads)
+        base = cls(core)
+        return base.variant(lora, strength) if lora else base
+
+    def variant(self, lora_path: str | Path | None, strength: float = 1.0) -> "Engine":
+        """The same weights and context with another adapter (or none) and strength (LoRA scale 0-2)."""
+        if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 2):
+            raise EngineError(f"CQA strength {strength!r} must be between 0 and 2")
+        lora = Path(lora_path) if lora_path else None
+        if lora is None:
+            return Engine(self._core, None, strength)
+        catalog.check_gguf(lora)
+        _check_adapter(lora, self.model)
+        try:
+            return Engine(self._core, lora, strength)
+        except LlamaError as e:
+            raise EngineError(f"llama.cpp could not load adapter {lora} on {self.model.path.name}: {e}. "
+                              "The file may be corrupt or made for another model.") from e
+
+    def close(self) -> None:
+        """Free the model (and every variant sharing it)."""
+        self._core.close()
 
     @property
-    def llama(self):
-        """The underlying llama_cpp.Llama, for benchmarks that compare against it."""
-        return self._llm
+    def model(self) -> catalog.ResolvedModel:
+        return self._core.model
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._core.lock
+
+    @property
+    def n_ctx(self) -> int:
+        return self._core.n_ctx
+
+    @property
+    def n_threads(self) -> int:
+        return self._core.n_threads
+
+    @property
+    def n_vocab(self) -> int:
+        return self._core.weights.n_vocab
+
+    @property
+    def metadata(self) -> dict:
+        return self._core.weights.metadata
 
     @property
     def label(self) -> str:
-        return self.model.name + (f" + {self.lora_path.name}" if self.lora_path else "")
+        if not self.lora_path:
+            return self.model.name
+        return f"{self.model.name} + {self.lora_path.name}" + (f" x{self.strength:g}" if self.strength != 1 else "")
+
+    def shares_weights_with(self, other: "Engine") -> bool:
+        return self._core is other._core
 
     # ---- text <-> tokens ---------------------------------------------------------
-    def _make_chat_formatter(self):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = self.metadata.get(GGUF_CHAT_TEMPLATE)
-        if not template:
-            return None
-        llm = self._llm
-        eos = llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else ""
-        bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
-        fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        return lambda messages: fmt(messages=messages).prompt
-
     @property
     def chat_formatter(self):
         """messages -> prompt with the GGUF's own chat template (None when it has none)."""
         return self._chat
 
-    def tokenize_prompt(self, prompt: str) -> list[int]:
-        """Prompt text -> ids, special tokens parsed, BOS as the model's GGUF asks (once)."""
-        ids = self._llm.tokenize(_utf8(prompt), add_bos=True, special=True)
-        bos = self._llm.token_bos()
-        if len(ids) >= 2 and ids[0] == ids[1] == bos:  # template wrote BOS and llama.cpp added one
+    def tokenize_prompt(self, prompt: Prompt | str) -> list[int]:
+        """Prompt -> ids, BOS as the GGUF asks. Only a Prompt's markup parts may hold control tokens; its
+        other parts (the brief's words) are plain text. A bare str is markup we wrote ourselves."""
+        w = self._core.weights
+        parts = prompt.parts if isinstance(prompt, Prompt) else ((prompt, True),)
+        ids = [w.bos] if w.add_bos and w.bos >= 0 else []
+        for text, markup in parts:
+            ids += w.tokenize(_utf8(text), add_bos=False, special=markup)
+        if len(ids) >= 2 and ids[0] == ids[1] == w.bos:  # template wrote BOS and the GGUF asks for one
             ids = ids[1:]
         return ids
 
     def tokenize_text(self, text: str) -> list[int]:
-        """Scored text -> ids: no BOS, special-token strings treated as plain text."""
-        return self._llm.tokenize(_utf8(text), add_bos=False, special=False)
+        """Scored text -> ids: no BOS, control-token strings treated as plain text."""
+        return self._core.weights.tokenize(_utf8(text), add_bos=False, special=False)
 
-    def count_tokens(self, prompt: str) -> int:
+    def count_tokens(self, prompt: Prompt | str) -> int:
         return len(self.tokenize_prompt(prompt))
 
     def pieces(self, ids: list[int]) -> tuple[list[str], list[tuple[int, int]], str]:
-        """Per-token text and char offsets into the joined text (multi-byte chars split leniently)."""
-        raw = [self._llm.detokenize([t]) for t in ids]
-        joined, offsets, pieces = b"", [], []
-        prev_chars = 0
-        for b in raw:
-            joined += b
-            chars = len(joined.decode("utf-8", errors="ignore"))
-            offsets.append((prev_chars, chars))
+        """Per-token text and char offsets into the joined text, decoded incrementally (a character split
+        over two tokens belongs to the token that completes it)."""
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces, offsets, chunks, n = [], [], [], 0
+        for t in ids:
+            b = self._core.weights.piece(t)
+            s = dec.decode(b)
+            chunks.append(s)
+            offsets.append((n, n + len(s)))
+            n += len(s)
             pieces.append(b.decode("utf-8", errors="replace"))
-            prev_chars = chars
-        return pieces, offsets, joined.decode("utf-8", errors="replace")
+        tail = dec.decode(b"", final=True)
+        if tail and offsets:
+            offsets[-1] = (offsets[-1][0], offsets[-1][1] + len(tail))
+        return pieces, offsets, "".join(chunks) + tail
+
+    def is_end(self, token: int) -> bool:
+        return self._core.weights.is_end(token)
 
     # ---- scoring -----------------------------------------------------------------
-    def token_logprobs(self, prompt: str, text: str) -> TokenLogprobs:
+    def token_logprobs(self, prompt: Prompt | str, text: str) -> TokenLogprobs:
         """log P(x_t | prompt, x_<t) for every token of `text`, in one batched pass."""
         return self.token_logprobs_ids(prompt, self.tokenize_text(text))
 
-    def token_logprobs_ids(self, prompt: str, ids: list[int]) -> TokenLogprobs:
-        prompt_ids = self.tokenize_prompt(prompt)
-        if not prompt_ids:
-            raise EngineError("the prompt is empty: every scored token needs something to follow")
+    def token_logprobs_ids(self, prompt: Prompt | str, ids: list[int]) -> TokenLogprobs:
+        return self._passes([prompt], ids)[0]
+
+    def token_logprobs_pair(self, cond: Prompt | str, uncond: Prompt | str,
+                            ids: list[int]) -> tuple[TokenLogprobs, TokenLogprobs]:
+        """Both readers of the score in one batched decode: two sequences, the same text after each prompt."""
+        a, b = self._passes([cond, uncond], ids)
+        return a, b
+
+    def _passes(self, prompts: list, ids: list[int]) -> list[TokenLogprobs]:
+        ids = list(ids)
         if not ids:
             raise EngineError("the text to score is empty")
-        total = len(prompt_ids) + len(ids)
-        if total > self.n_ctx:
-            raise EngineError(f"prompt ({len(prompt_ids)} tokens) + text ({len(ids)} tokens) = {total} "
-                              f"tokens, more than the context window of {self.n_ctx}: shorten the text "
-                              "or the brief, or load the model with a larger n_ctx")
+        entries, targets = [], {}   # targets: entry index -> (sequence, the text token its row predicts)
+        for seq, prompt in enumerate(prompts):
+            p = self.tokenize_prompt(prompt)
+            if not p:
+                raise EngineError("the prompt is empty: every scored token needs something to follow")
+            total = len(p) + len(ids)
+            if total > self.n_ctx:
+                raise EngineError(f"prompt ({len(p)} tokens) + text ({len(ids)} tokens) = {total} tokens, more "
+                                  f"than the context window of {self.n_ctx}: shorten the text or the brief, or "
+                                  "load the model with a larger n_ctx")
+            for pos, tok in enumerate(p + ids):
+                want = pos >= len(p) - 1 and pos < total - 1
+                entries.append((tok, pos, seq, want))
+                if want:
+                    targets[len(entries) - 1] = (seq, ids[pos - len(p) + 1])
+        out = [np.empty(len(ids)) for _ in prompts]
+        filled = [0] * len(prompts)
         with self.lock:
-            lps = self._logprob_pass(prompt_ids, list(ids))
-        pieces, offsets, joined = self.pieces(list(ids))
-        return TokenLogprobs(list(ids), pieces, offsets, lps, joined)
+            ctx = self._prepare()
+            try:
+                for idx, rows in ctx.decode(entries):
+                    tg = [targets[i] for i in idx]
+                    lps = logprobs_at(rows, np.array([t for _, t in tg]))
+                    for (seq, _), lp in zip(tg, lps):
+                        out[seq][filled[seq]] = lp
+                        filled[seq] += 1
+            except LlamaError as e:
+                raise EngineError(str(e)) from e
+        pieces, offsets, text = self.pieces(ids)
+        return [TokenLogprobs(ids, pieces, offsets, o, text) for o in out]
 
-    def _logprob_pass(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray:
-        import llama_cpp
+    def _prepare(self) -> Context:
+        """The context, empty, with this variant's adapter state (call under the lock)."""
+        ctx = self._core.ctx
+        ctx.set_adapter(self._adapter, self.strength)
+        ctx.clear()
+        return ctx
 
-        llm = self._llm
-        tokens = prompt_ids + ids
-        n_prompt = len(prompt_ids)
-        # Reuse the KV cache for a shared prefix (e.g. the same brief scored twice), but always
-        # re-decode the last prompt token: its logits predict the first text token.
-        cached = llm.input_ids[: llm.n_tokens]
-        common = 0
-        for a, b in zip(cached, tokens[: n_prompt - 1]):
-            if a != b:
-                break
-            common += 1
-        if not llm._ctx.kv_cache_seq_rm(-1, common, -1):
-            common = 0
-            llm._ctx.kv_cache_clear()
-        llm.n_tokens = common
-        llm._requires_eval = True  # the last logits we leave behind are not "next token" logits
-        out = np.empty(len(ids), dtype=np.float64)
-        batch = llm._batch.batch
-        ctx = llm._ctx.ctx
-        pos = common
-        while pos < len(tokens):
-            chunk = tokens[pos: pos + llm.n_batch]
-            want = []  # (row in batch, index into ids) for positions that predict a text token
-            for i, tok in enumerate(chunk):
-                p = pos + i
-                batch.token[i] = tok
-                batch.pos[i] = p
-                batch.seq_id[i][0] = 0
-                batch.n_seq_id[i] = 1
-                flag = n_prompt - 1 <= p < len(tokens) - 1
-                batch.logits[i] = flag
-                if flag:
-                    want.append(p - (n_prompt - 1))
-            batch.n_tokens = len(chunk)
-            rc = llama_cpp.llama_decode(ctx, batch)
-            if rc != 0:
-                llm._ctx.kv_cache_clear()
-                llm.n_tokens = 0
-                raise EngineError(f"llama_decode failed with code {rc}")
-            if want:
-                # Outputs are stored contiguously, in batch order, one row per flagged position.
-                rows = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx), shape=(len(want), self.n_vocab))
-                for r, k in enumerate(want):
-                    out[k] = _log_softmax_at(rows[r], ids[k])
-            llm.input_ids[pos: pos + len(chunk)] = chunk
-            llm.n_tokens = pos + len(chunk)
-            pos += len(chunk)
-        return out
-
-    # ---- generation ----------------------------------------------------------------
-    def stream(self, prompt: str, sampler: Sampler, draft: Draft | None = None,
-               cancel: threading.Event | None = None, prefix_ids: list[int] | None = None) -> Iterator[Step]:
-        """Yield generated tokens with their raw conditional log-probs; fill `draft` as it goes.
-
-        `prefix_ids` are draft tokens already written (Continue): they follow the prompt and the
-        new tokens continue them. Holds the model's lock until the generator is closed.
-        """
+    # ---- drafts --------------------------------------------------------------------
+    def draft(self, gen_ids: list[int], sampler: Sampler, alpha: float = 0.0, beta: float = guidance.DEFAULT_BETA,
+              cancel: threading.Event | None = None, n_known: int = 0) -> "DraftRun":
+        """A draft after `gen_ids` (prompt, plus any text already written); use as a context manager.
+        The prompt is decoded afresh: the same seed and settings give the same draft, whatever came before.
+        `n_known`: the last tokens of `gen_ids` are text already written; `run.known_logprobs` has theirs."""
         sampler.validate()
-        draft = draft if draft is not None else Draft()
-        prompt_ids = self.tokenize_prompt(prompt) + list(prefix_ids or [])
-        room = self.n_ctx - len(prompt_ids)
-        if room <= 0:
-            raise EngineError(f"the prompt is {len(prompt_ids)} tokens, the context window {self.n_ctx}: "
+        problems = guidance.check(alpha, beta)
+        if problems:
+            raise guidance.GuidanceError("; ".join(problems))
+        if not gen_ids:
+            raise EngineError("the prompt is empty")
+        if len(gen_ids) >= self.n_ctx:
+            raise EngineError(f"the prompt is {len(gen_ids)} tokens, the context window {self.n_ctx}: "
                               "shorten the brief or the text so far")
-        max_new = min(sampler.max_tokens, room)
-        with self.lock:
-            yield from self._generate(prompt_ids, sampler, draft, cancel, max_new)
+        return DraftRun(self, list(gen_ids), sampler, alpha, beta, cancel, n_known)
 
-    def complete(self, prompt: str, sampler: Sampler) -> Draft:
-        """The whole draft at once, for scripts: `stream` run to its end."""
-        draft = Draft()
-        for _ in self.stream(prompt, sampler, draft):
-            continue
-        return draft
-
-    def _generate(self, prompt_ids, sampler: Sampler, draft: Draft, cancel, max_new) -> Iterator[Step]:
-        import llama_cpp
-
-        llm = self._llm
-        llm.set_seed(sampler.seed)
-        eos = {llm.token_eos()} | {t for t in (_eot_id(llm),) if t is not None}
-        stops = [s for s in sampler.stop if s]
-        raw = b""
-        draft.stop_reason = "length"
-        # Decode the whole prompt afresh, in one batch, every time. llama_cpp would reuse a cached prefix and
-        # decode the last prompt token alone, whose logits differ slightly from the batched ones: then the
-        # same seed and prompt gave different drafts depending on the call before (measured: two greedy
-        # drafts in a row, 205 vs 256 tokens). Costs one prompt prefill per draft (~0.2 s for 75 tokens).
-        llm.reset()
-        gen = llm.generate(prompt_ids, top_k=sampler.top_k, top_p=sampler.top_p, min_p=sampler.min_p,
-                           temp=sampler.temperature, repeat_penalty=sampler.repeat_penalty, reset=True)
-        try:
-            for tok in gen:
-                if cancel is not None and cancel.is_set():
-                    draft.stop_reason = "cancelled"
-                    break
-                if tok in eos or llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
-                    draft.stop_reason = "eos"
-                    break
-                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1),
-                                               shape=(self.n_vocab,))
-                lp = _log_softmax_at(logits, tok)
-                piece_bytes = llm.detokenize([tok], prev_tokens=None)
-                raw += piece_bytes
-                text = raw.decode("utf-8", errors="ignore")
-                hit = next((s for s in stops if s in text), None)
-                if hit is not None:
-                    self._cut_at_stop(draft, text[: text.index(hit)])
-                    break
-                draft.ids.append(tok)
-                draft.logprobs.append(lp)
-                draft.text = text
-                yield Step(tok, piece_bytes.decode("utf-8", errors="replace"), lp)
-                if len(draft.ids) >= max_new:
-                    break
-        finally:
-            gen.close()
-        if draft.stop_reason != "stop":
-            draft.text = raw.decode("utf-8", errors="replace")
-
-    def _cut_at_stop(self, draft: Draft, kept: str) -> None:
-        """End the draft before a stop string: keep the whole tokens that lie before it.
-
-        When the stop string starts inside a token, the kept text no longer matches the
-        tokens; `draft.exact` turns False and the scorer re-tokenises (two passes).
-        """
-        draft.stop_reason = "stop"
-        draft.text = kept
-        while draft.ids and len(self.pieces(draft.ids)[2]) > len(kept):
-            draft.ids.pop()
-            draft.logprobs.pop()
-        draft.exact = self.pieces(draft.ids)[2] == kept if draft.ids else not kept
+    def complete(self, prompt: Prompt | str, sampler: Sampler, uncond: Prompt | str | None = None,
+                 alpha: float = 0.0) -> Draft:
+        """A whole draft at once, for scripts and benchmarks: a twin stream when `uncond` is given (each token
+        then has both log-probs), else the sampling sequence alone."""
+        with self.draft(self.tokenize_prompt(prompt), sampler, alpha) as run:
+            if uncond is not None:
+                run.score_with(None, self.tokenize_prompt(uncond))
+            while run.step() is not None:
+                continue
+            return run.finish()
 
     def info(self) -> dict:
         return {"model": self.model.name, "path": str(self.model.path),
                 "architecture": self.metadata.get(GGUF_ARCH, "?"), "name": self.metadata.get(GGUF_NAME, "?"),
-                "adapter": str(self.lora_path) if self.lora_path else None, "n_ctx": self.n_ctx,
-                "n_threads": self.n_threads, "chat_template": self._chat is not None}
+                "adapter": str(self.lora_path) if self.lora_path else None, "strength": self.strength,
+                "n_ctx": self.n_ctx, "n_threads": self.n_threads, "chat_template": self._chat is not None}
 
 
-def _eot_id(llm) -> int | None:
-    import llama_cpp
-    try:
-        t = llama_cpp.llama_vocab_eot(llm._model.vocab)
-    except (AttributeError, ctypes.ArgumentError):
+class DraftRun:
+    """One draft being written; holds the model's lock from `with` to its end.
+
+    `step()` samples a token (guided when alpha > 0 and an unconditional reader runs) and decodes it in
+    every sequence at once; `feed(ids)` appends tokens that were not sampled; `score_with(cond, uncond)`
+    starts the readers of the score (cond None: the sampling sequence reads for Y).
+    """
+
+    def __init__(self, engine: Engine, gen_ids: list[int], sampler: Sampler, alpha: float, beta: float, cancel,
+                 n_known: int = 0):
+        self.engine, self.sampler, self.alpha, self.beta, self.cancel = engine, sampler, alpha, beta, cancel
+        self._gen_prompt = gen_ids
+        self.draft = Draft()
+        self.n_new = 0              # tokens sampled or fed since the prompt (max_tokens counts them)
+        self._n_known = n_known
+        self.known_logprobs: list[float] = []   # log-probs of gen_ids' last n_known tokens
+        self._pos = {}              # sequence -> next position
+        self._rows: dict[int, np.ndarray] = {}   # sequence -> logits predicting its next token (a copy)
+        self._reader_cond: int | None = None     # None: no readers; GEN or COND: who reads for Y
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._chain = None
+
+    def __enter__(self) -> "DraftRun":
+        self.engine.lock.acquire()
+        try:
+            self._context = self.engine._prepare()
+            s = self.sampler
+            self._chain = SamplerChain(self.engine.n_vocab, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                                       min_p=s.min_p, repeat_penalty=s.repeat_penalty, seed=s.seed)
+            self.known_logprobs = self._prefill({GEN: self._gen_prompt}, self._n_known)[GEN].tolist()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._chain is not None:
+            self._chain.close()
+            self._chain = None
+        self.engine._core.ctx.clear()
+        self.engine.lock.release()
+
+    # ---- sequences -------------------------------------------------------------
+    def _cells_used(self) -> int:
+        return sum(self._pos.values())
+
+    def _prefill(self, prompts: dict[int, list[int]], n_known: int = 0) -> dict[int, np.ndarray]:
+        """Decode prompts; returns, per sequence, the log-probs of its last `n_known` tokens."""
+        entries = []
+        for seq, ids in prompts.items():
+            first = len(ids) - 1 - n_known
+            entries += [(t, p, seq, p >= first) for p, t in enumerate(ids)]
+            self._pos[seq] = len(ids)
+        got = self._decode(entries)
+        out = {}
+        for seq, ids in prompts.items():
+            rows = got.get(seq, [])[:-1]    # the last row predicts the next token, not a known one
+            out[seq] = np.array([_lp(r, t) for r, t in zip(rows, ids[len(ids) - n_known:])])
+        return out
+
+    def _decode(self, entries) -> dict[int, list[np.ndarray]]:
+        """Decode entries; keep each sequence's last row (for the next token), return every wanted row."""
+        got: dict[int, list[np.ndarray]] = {}
+        try:
+            for idx, rows in self._context.decode(entries):
+                for r, i in enumerate(idx):
+                    got.setdefault(entries[i][2], []).append(rows[r].copy())
+        except LlamaError as e:
+            raise EngineError(str(e)) from e
+        for seq, rows in got.items():
+            self._rows[seq] = rows[-1]
+        return got
+
+    def score_with(self, cond_ids: list[int] | None, uncond_ids: list[int],
+                   n_known: int = 0) -> tuple[list[float], list[float]]:
+        """Start (or restart) the readers: tokens from now on get log p under `cond_ids` (None: the draft's own
+        prompt and text) and under `uncond_ids`. Returns both readers' log-probs of the last `n_known` tokens
+        of the readers' prompts (text already written; [] for the conditional one when cond_ids is None)."""
+        self.stop_scoring()
+        prompts = {UNCOND: list(uncond_ids)}
+        if cond_ids is not None:
+            prompts[COND] = list(cond_ids)
+        if any(len(p) >= self.engine.n_ctx for p in prompts.values()):
+            raise EngineError("a reader's prompt is longer than the context window")
+        if not self._room(0, extra=sum(map(len, prompts.values()))):
+            raise EngineError("the draft and its readers no longer fit the context window")
+        got = self._prefill(prompts, n_known)
+        self._reader_cond = COND if cond_ids is not None else GEN
+        return (got[COND].tolist() if COND in got else []), got[UNCOND].tolist()
+
+    def stop_scoring(self) -> None:
+        for seq in (COND, UNCOND):
+            if seq in self._pos:
+                self._context.remove(seq)
+                del self._pos[seq]
+                self._rows.pop(seq, None)
+        self._reader_cond = None
+
+    @property
+    def scoring(self) -> bool:
+        return self._reader_cond is not None
+
+    def _room(self, n: int, extra: int = 0) -> bool:
+        """Can every live sequence take `n` more tokens (and `extra` cells for new readers)?"""
+        seqs = list(self._pos)
+        if any(self._pos[s] + n > self.engine.n_ctx for s in seqs):
+            return False
+        return self._cells_used() + n * len(seqs) + extra <= self._context.n_cells
+
+    # ---- tokens -------------------------------------------------------------------
+    def _append(self, tokens: list[int]) -> list[Step]:
+        """Decode `tokens` into every live sequence; return their steps with the readers' log-probs."""
+        rows_before = dict(self._rows)
+        entries = []
+        for seq in list(self._pos):
+            start = self._pos[seq]
+            entries += [(t, start + k, seq, True) for k, t in enumerate(tokens)]
+            self._pos[seq] = start + len(tokens)
+        got = self._decode(entries)
+        steps = []
+        for k, t in enumerate(tokens):
+            def row(seq):   # the row that predicted token k in this sequence
+                return rows_before[seq] if k == 0 else got[seq][k - 1]
+            lp = _lp(row(self._reader_cond if self.scoring else GEN), t)
+            lp0 = _lp(row(UNCOND), t) if self.scoring else math.nan
+            steps.append(self._record(t, lp, lp0))
+        return steps
+
+    def _record(self, tok: int, lp: float, lp0: float) -> Step:
+        piece = self.engine._core.weights.piece(tok)
+        d = self.draft
+        d.ids.append(tok)
+        d.logprobs.append(lp)
+        d.logprobs0.append(lp0)
+        d.text += self._dec.decode(piece)
+        return Step(tok, piece.decode("utf-8", errors="replace"), lp, lp0)
+
+    def feed(self, ids: list[int]) -> list[Step]:
+        """Append tokens that were not sampled (text already written, an added header)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        if not self._room(len(ids)):
+            raise EngineError("the draft no longer fits the context window")
+        for t in ids:
+            self._chain.accept(t)
+        self.n_new += len(ids)
+        self.draft.stop_reason = ""
+        return self._append(ids)
+
+    def step(self) -> Step | None:
+        """Sample and append one token; None when the draft ends (see `draft.stop_reason`)."""
+        d = self.draft
+        if self.cancel is not None and self.cancel.is_set():
+            d.stop_reason = "cancelled"
+            return None
+        if self.n_new >= self.sampler.max_tokens or not self._room(1):
+            d.stop_reason = "length"
+            return None
+        tok = self._choose()
+        if self.engine.is_end(tok):
+            d.stop_reason = "eos"
+            return None
+        self.n_new += 1
+        (step,) = self._append([tok])
+        stops = [s for s in self.sampler.stop if s]
+        if stops:
+            text = d.text + self._dec.decode(b"", final=False)
+            hit = min((text.index(s) for s in stops if s in text), default=None)
+            if hit is not None:
+                self._cut(text[:hit])
+                return None
+        return step
+
+    def _choose(self) -> int:
+        """The next token: guided when alpha > 0 and an unconditional reader runs, then the sampler chain."""
+        gen = self._rows[GEN]
+        row = gen
+        if self.alpha > 0 and self.scoring:
+            row = guidance.guided_row(gen, guidance.log_softmax(gen), guidance.log_softmax(self._rows[UNCOND]),
+                                      self.alpha, self.beta)
+        return self._chain.sample(row)
+
+    def _cut(self, kept: str) -> None:
+        """End before a stop string: keep the whole tokens before it (`exact` False when one was cut)."""
+        d = self.draft
+        d.stop_reason = "stop"
+        while d.ids and len(self.engine.pieces(d.ids)[2]) > len(kept):
+            d.ids.pop()
+            d.logprobs.pop()
+            d.logprobs0.pop()
+        d.exact = (self.engine.pieces(d.ids)[2] == kept) if d.ids else not kept
+        d.text = kept
+
+    def finish(self) -> Draft:
+        """The draft, its text completed (a character left half-written is replaced)."""
+        if self.draft.stop_reason != "stop":
+            self.draft.text += self._dec.decode(b"", final=True)
+        return self.draft
+
+
+def _lp(row: np.ndarray, tok: int) -> float:
+    x = row.astype(np.float64)
+    m = x.max()
+    return float(x[tok] - m - np.log(np.exp(x - m).sum()))
+
+
+def _chat_formatter(weights: Weights):
+    from .chat import formatter
+
+    template = weights.metadata.get(GGUF_CHAT_TEMPLATE)
+    if not template:
         return None
-    return t if t >= 0 else None
+    return formatter(template, weights.token_text(weights.bos), weights.token_text(weights.eos))
 
 
 def _utf8(text: str) -> bytes:
@@ -357,6 +562,7 @@ def _check_adapter(lora: Path, model: catalog.ResolvedModel) -> None:
     """Refuse an adapter made for another base, when the adapter's metadata says which base."""
     from .adapter_meta import read_adapter_base
 
+    catalog.check_gguf(lora)
     base = read_adapter_base(lora)
     if base is None:
         return

@@ -1,7 +1,8 @@
-"""Loaded models for a server: one Engine per (base, adapter), loaded on first use, shared by users.
+"""The models a server offers: the weights loaded once, the base and CQA as variants of them.
 
-Variants the UI offers: the base, and the base + CQA adapter (models/cqa/adapter.gguf)
-when that file exists. Each Engine carries its own lock.
+Variants the UI offers: the base, and the base + CQA adapter (models/cqa/adapter.gguf) when that file
+exists, at a strength (LoRA scale 0-2). Every variant shares one llama.cpp context and its lock:
+memory is one model's, and a draft of one variant never reuses cells of another.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class PoolConfig:
 class Pool:
     def __init__(self, config: PoolConfig = PoolConfig()):
         self.config = config
-        self._engines: dict[str, Engine] = {}
+        self._base: Engine | None = None
+        self._variants: dict[tuple, Engine] = {}
         self._loading = threading.Lock()
 
     def adapter_path(self) -> Path | None:
@@ -50,15 +52,20 @@ class Pool:
     def variants(self) -> list[str]:
         return [BASE_LABEL] + ([CQA_LABEL] if self.adapter_path() else [])
 
-    def get(self, variant: str = BASE_LABEL) -> Engine:
+    def get(self, variant: str = BASE_LABEL, strength: float = 1.0) -> Engine:
+        """The engine for a variant (CQA at `strength`); the weights load on first use."""
         if variant not in (BASE_LABEL, CQA_LABEL):
             raise ValueError(f"unknown variant {variant!r}: choose one of {self.variants()}")
         with self._loading:
-            if variant not in self._engines:
-                lora = self.adapter_path() if variant == CQA_LABEL else None
-                if variant == CQA_LABEL and lora is None:
-                    raise ValueError("no CQA adapter found at models/cqa/adapter.gguf: build one with "
-                                     "`python -m finetune train` and `python -m finetune export`")
-                self._engines[variant] = Engine.load(self.config.model, lora_path=lora,
-                                                     n_threads=self.config.n_threads, n_ctx=self.config.n_ctx)
-            return self._engines[variant]
+            if self._base is None:
+                self._base = Engine.load(self.config.model, n_threads=self.config.n_threads, n_ctx=self.config.n_ctx)
+            if variant == BASE_LABEL:
+                return self._base
+            lora = self.adapter_path()
+            if lora is None:
+                raise ValueError("no CQA adapter found at models/cqa/adapter.gguf: build one with "
+                                 "`python -m finetune train` and `python -m finetune export`")
+            key = (lora, float(strength))
+            if key not in self._variants:
+                self._variants[key] = self._base.variant(lora, strength)
+            return self._variants[key]

