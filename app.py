@@ -225,7 +225,7 @@ def _compare_stream(brief, template, sampler, alpha, strength, cancel=None):
 
 
 @user_errors
-def compare(request: gr.Request, *values):
+def compare_tab(request: gr.Request, *values):
     n = len(BRIEF_FIELDS)
     brief = _brief(*values[:n])
     template, alpha, strength = values[n: n + 3]
@@ -430,7 +430,7 @@ def build() -> gr.Blocks:
             with gr.Row():
                 left = gr.Markdown(label="base", elem_id="compare-base")
                 right = gr.Markdown(label="CQA", elem_id="compare-cqa")
-            cmp_btn.click(compare, [*brief_in, template, alpha, strength, *sampler_in], [left, right, cmp_verdict],
+            cmp_btn.click(compare_tab, [*brief_in, template, alpha, strength, *sampler_in], [left, right, cmp_verdict],
                           api_visibility="private")
             cmp_stop.click(stop, None, None, queue=False, api_visibility="private")
         with gr.Tab("Score", elem_id="score-tab"):

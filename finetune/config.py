@@ -54,6 +54,7 @@ class TrainConfig:
     precision: str = _f("auto", "auto|fp32|bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)")
     threads: int = _f(0, "CPU threads for torch (0 = all cores)")
     max_steps_per_epoch: int = _f(0, "stop each epoch after this many optimizer steps (0 = all; for tests)")
+    target: str = _f("notes+passage", "what the model learns to write: notes+passage (reason first) or passage")
 
     def __post_init__(self):
         problems = []
@@ -72,6 +73,7 @@ class TrainConfig:
             if not cond:
                 problems.append(f"{name}: must be {what}, got {getattr(self, name)!r}")
         need(self.epochs >= 1, "epochs", ">= 1")
+        need(self.target in ("notes+passage", "passage"), "target", "notes+passage or passage")
         need(self.lr > 0, "lr", "> 0")
         need(self.lr_schedule in ("constant", "cosine"), "lr_schedule", "constant or cosine")
         need(self.warmup_steps >= 0, "warmup_steps", ">= 0")

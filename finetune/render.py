@@ -2,9 +2,10 @@
 
     python -m finetune preview finetune/data/cqa.jsonl --n 2
 
-The user turn is exactly what the app sends (`assistant.brief.messages(user_message(brief))`),
-formatted with the chat template stored in the base GGUF; the assistant turn is the expert's
-reasoning, compact, then the passage:
+The user turn is exactly what the app sends (`assistant.brief.prompt(user_message(brief), fmt)`),
+rendered by the same formatter the engine uses (`assistant.chat`) from the chat template stored in
+the base GGUF, with the brief's words kept as plain text (never control tokens). The assistant
+turn is the expert's reasoning, compact, then the passage (or the passage alone, `target="passage"`):
 
     >>> s = Step("lexis", "audience", "a boiling pan", "torrential rain", "Children know pans.")
     >>> notes([s])
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant import brief as briefs
+from assistant import chat
+from assistant.chat import Prompt
 
 from .annotations import Annotation, Step
 
@@ -26,6 +29,7 @@ NOTES_HEADER = briefs.NOTES_HEADER       # "Notes:", defined beside the app's sp
 PASSAGE_HEADER = briefs.PASSAGE_HEADER   # "Passage:", where the app splits a tuned model's draft
 IGNORE = -100                    # label of tokens without loss (torch's cross-entropy ignore_index)
 GGUF_CHAT_TEMPLATE = "tokenizer.chat_template"
+TARGETS = ("notes+passage", "passage")   # what the tuned model learns to write after the prompt
 
 
 def notes(steps) -> str:
@@ -34,8 +38,11 @@ def notes(steps) -> str:
     return "\n".join([NOTES_HEADER, *lines])
 
 
-def assistant_text(ann: Annotation) -> str:
-    """What the tuned model learns to write: the notes, a blank line, then the passage."""
+def assistant_text(ann: Annotation, target: str = TARGETS[0]) -> str:
+    """What the tuned model learns to write: the notes, a blank line, then the passage under its header;
+    with target "passage", the header and the passage alone (what the app's "Reason first: off" sends)."""
+    if target == "passage":
+        return f"{PASSAGE_HEADER}\n{ann.passage.strip()}"
     return f"{notes(ann.reasoning)}\n\n{PASSAGE_HEADER}\n{ann.passage.strip()}"
 
 
@@ -45,20 +52,9 @@ def user_messages(ann: Annotation) -> list[dict]:
 
 
 def chat_formatter(gguf_path: str | Path):
-    """messages -> prompt (with the assistant header) using the chat template inside the GGUF.
-
-    Rendered with jinja2 the way llama-cpp-python and transformers render it (sandboxed,
-    trim_blocks, lstrip_blocks), so it equals `assistant.engine.Engine.chat_formatter`.
-    """
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    source, bos, eos = _template(str(gguf_path))
-    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(source)
-
-    def fmt(messages: list[dict], add_generation_prompt: bool = True) -> str:
-        return template.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                               bos_token=bos, eos_token=eos)
-    return fmt
+    """messages -> prompt (with the assistant header) using the chat template inside the GGUF: the very
+    formatter `assistant.engine.Engine.chat_formatter` is (`assistant.chat.formatter`)."""
+    return chat.formatter(*_template(str(gguf_path)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -83,19 +79,30 @@ def _template(gguf_path: str) -> tuple[str, str, str]:
 class Rendered:
     id: str
     split: str
-    prompt: str       # system + user turns + assistant header: what the app sends
+    prompt: Prompt    # system + user turns + assistant header: what the app sends (markup apart from text)
     completion: str   # the assistant's content (notes + passage), without the end-of-turn token
 
 
-def render(ann: Annotation, fmt) -> Rendered:
+def render(ann: Annotation, fmt, target: str = TARGETS[0]) -> Rendered:
     """Split the full conversation at the end of the prompt the app would send."""
-    prompt = fmt(user_messages(ann), True)
-    body = assistant_text(ann)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: one of {TARGETS}")
+    prompt = chat.render(fmt, user_messages(ann), True)
+    body = assistant_text(ann, target)
     full = fmt(user_messages(ann) + [{"role": "assistant", "content": body}], False)
-    if not full.startswith(prompt + body):
+    if not full.startswith(prompt.text + body):
         raise ValueError("the chat template does not render the assistant turn after the prompt the app "
                          "sends; this base model's template is not supported for fine-tuning")
     return Rendered(ann.id, ann.split, prompt, body)
+
+
+def tokenize_prompt(prompt: Prompt, tokenizer) -> list[int]:
+    """A Prompt -> ids with a transformers tokenizer, as the engine tokenizes it: control tokens only in the
+    template's markup, the messages' text always plain (`split_special_tokens`)."""
+    ids = []
+    for text, markup in prompt.parts:
+        ids += tokenizer(text, add_special_tokens=False, split_special_tokens=not markup)["input_ids"]
+    return ids
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def tokenize(r: Rendered, tokenizer, end_id: int, max_len: int | None = None, tr
 
     Raises ValueError for an example longer than `max_len` unless `truncate` (then the tail goes).
     """
-    p = tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
+    p = tokenize_prompt(r.prompt, tokenizer)
     c = tokenizer(r.completion, add_special_tokens=False, split_special_tokens=True)["input_ids"] + [end_id]
     ids, labels = p + c, [IGNORE] * len(p) + c
     cut = False

@@ -49,7 +49,8 @@ def prepare(cfg: TrainConfig, tokenizer, base_path: Path) -> Data:
     examples, problems = [], []
     for ann in anns:
         try:
-            examples.append(render.tokenize(render.render(ann, fmt), tokenizer, end_id, cfg.max_seq_len, cfg.truncate))
+            examples.append(render.tokenize(render.render(ann, fmt, cfg.target), tokenizer, end_id, cfg.max_seq_len,
+                                            cfg.truncate))
         except ValueError as e:
             problems.append(str(e))
     if problems:

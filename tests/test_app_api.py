@@ -30,11 +30,11 @@ SHORT = dict(max_tokens=24, seed=1)
 TOKEN_KEYS = {"token", "s0", "sY", "i", "copied", "class"}
 CLASSES = {"surprise", "noise", "cliche", "plain"}
 
-# Tolerance between a fresh draft's score and an independent /score of the same text, bits/token.
-# The draft's conditional log-probs come from generation, which decodes one token at a time (they equal a
-# token-by-token replay exactly); /score decodes the text in one batch, where llama.cpp takes other matmul
-# kernels (activations quantised against Q4_1 weights). Measured on 6 drafts x 32 tokens: per-token sY
-# differences of mean 0.02-0.07, max 0.31 bits. A misaligned or wrong pass differs by several bits per token.
+# Tolerance between a fresh draft's live score and an independent /score of the same text, bits/token.
+# A draft's two log-probs per token come from its twin stream, which decodes one token per sequence per
+# step; /score decodes the whole text in one batch, where llama.cpp takes other matmul kernels (activations
+# quantised against Q4_1 weights). Measured on 6 drafts x 32 tokens: per-token differences of mean
+# 0.02-0.07, max 0.31 bits. A misaligned or wrong pass differs by several bits per token.
 SY_MEAN_TOL = 0.15   # bits/token, mean |sY_draft - sY_score|
 SY_MAX_TOL = 1.0     # bits, any single token
 
@@ -97,11 +97,10 @@ def test_draft_score_matches_an_independent_score(api, draft):
         # Re-tokenising a generated text may split it differently: compare bits per token only.
         assert abs(s["I_per_token"] - d["I_per_token"]) <= 2 * SY_MEAN_TOL
         return
-    # The unconditional pass is the same batched computation in both: equal to rounding.
-    assert s["H_X"] == pytest.approx(d["H_X"], abs=1e-6)
-    diffs = [abs(a["sY"] - b["sY"]) for a, b in zip(d["tokens"], s["tokens"])]
-    assert sum(diffs) / len(diffs) <= SY_MEAN_TOL and max(diffs) <= SY_MAX_TOL, diffs
-    assert abs(s["I"] - d["I"]) / d["n_tokens"] <= SY_MEAN_TOL
+    for key in ("sY", "s0"):   # both readers: the twin stream's one-row kernels vs the batched pass
+        diffs = [abs(a[key] - b[key]) for a, b in zip(d["tokens"], s["tokens"])]
+        assert sum(diffs) / len(diffs) <= SY_MEAN_TOL and max(diffs) <= SY_MAX_TOL, (key, diffs)
+    assert abs(s["I"] - d["I"]) / d["n_tokens"] <= 2 * SY_MEAN_TOL
     assert [t["copied"] for t in s["tokens"]] == [t["copied"] for t in d["tokens"]]
 
 
@@ -187,6 +186,11 @@ BAD = [
     ("/draft", dict(task="t", model="gpt-9"), r"unknown variant 'gpt-9': choose one of \['base"),
     ("/score", dict(text=ON_TOPIC, task="t", model="gpt-9"), r"unknown variant 'gpt-9'"),
     ("/draft", dict(task="t", template="jinja"), r"unknown template 'jinja': use 'chat' or 'plain'"),
+    ("/draft", dict(task="t", temperature=5, guidance=-1, cqa_strength=9),
+     r"temperature 5 must be between 0 and 2; guidance -1 must be between 0 and 3; CQA strength 9 must be "
+     r"between 0 and 2"),
+    ("/compare", dict(task="t", guidance=3.5, cqa_strength=-0.1),
+     r"guidance 3.5 must be between 0 and 3; CQA strength -0.1 must be between 0 and 2"),
 ]
 
 
@@ -204,17 +208,22 @@ def test_bad_input_gets_a_clear_error(api, server, endpoint, kwargs, message):
     assert server.alive()
 
 
-def test_cqa_drafts_its_notes_apart_and_scores_the_passage(api):
-    """The shipped adapter through the API: its default Max tokens (1024) leave room for the notes; the
-    draft is the passage alone, scored under the brief like any other text."""
+def test_cqa_draft_keeps_notes_apart_and_scores_only_a_passage(api):
+    """The shipped adapter through the API, on any trajectory: the notes (if the model reasons first) are
+    never in the draft, a passage is scored under the brief like pasted text, and notes that ran out of
+    tokens leave no score and say so. (The writer's branches are tested by construction in test_writer.)"""
     assert CQA_ADAPTER.is_file()
-    d = api.draft(**BRIEF, model="CQA", temperature=0.0)
-    assert d["notes"].startswith("Notes:\n- ["), d["notes"][:200]
-    assert d["draft"].strip() and not d["draft"].lstrip().startswith("Notes:"), d["draft"][:200]
+    d = api.draft(**BRIEF, model="CQA", max_tokens=48, seed=2, guidance=0.5, cqa_strength=1.5)
+    assert d["model"] == "CQA" and d["guidance"] == 0.5 and d["cqa_strength"] == 1.5
+    assert not d["draft"].lstrip().startswith("Notes:") or d["score"] is None
+    if d["score"] is None:
+        assert d["notes"].startswith("Notes:") and "Continue" in d["notice"]
+        return
     check_score(d["score"])
-    assert "".join(t["token"] for t in d["score"]["tokens"]).strip() == d["draft"].strip()
+    assert d["score"]["guidance"] == 0.5 and d["score"]["cqa_strength"] == 1.5
     again = api.score(text=d["draft"], model="CQA", **BRIEF)
-    assert again["I_per_token"] == pytest.approx(d["score"]["I_per_token"], abs=1e-6)   # the same two passes
+    if [t["token"] for t in again["tokens"]] == [t["token"] for t in d["score"]["tokens"]]:
+        assert abs(again["I_per_token"] - d["score"]["I_per_token"]) <= 2 * SY_MEAN_TOL
 
 
 def _raw_call(server, endpoint: str, body: bytes) -> tuple[int, str]:
@@ -235,7 +244,7 @@ def _sse_error(stream: str) -> str:
 
 
 def test_lone_surrogates_get_a_clear_error(server, api):
-    body = b'{"data": ["Write \\ud800 a line", "", "", "", "", "base", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, ""]}'
+    body = b'{"data": ["Write \\ud800 a line", "", "", "", "", "base", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, "", 0, 1]}'
     status, stream = _raw_call(server, "draft", body)
     assert status == 200 and "event: error" in stream
     assert _sse_error(stream) == ("task has an invalid character (a lone surrogate) at position 6: "
@@ -247,11 +256,30 @@ def test_lone_surrogates_get_a_clear_error(server, api):
 
 
 def test_non_finite_numbers_get_a_clear_error(server, api):
-    body = b'{"data": ["Write a line", "", "", "", "", "base", "chat", NaN, 0.95, 40, 0.05, 1.1, Infinity, 8, ""]}'
+    body = b'{"data": ["Write a line", "", "", "", "", "base", "chat", NaN, 0.95, 40, 0.05, 1.1, Infinity, 8, "", 0, 1]}'
     status, stream = _raw_call(server, "draft", body)
     assert status == 200
     assert _sse_error(stream) == "temperature: must be a number, got nan; seed: must be a number, got inf"
+    body = (b'{"data": ["Write a line", "", "", "", "", "CQA", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, "", '
+            b'NaN, Infinity]}')
+    status, stream = _raw_call(server, "draft", body)
+    assert _sse_error(stream) == "guidance: must be a number, got nan; CQA strength: must be a number, got inf"
     assert_still_serving(api)
+
+
+def test_compare_returns_both_drafts_scored_and_the_difference(api):
+    """Base and CQA through one model, same brief, seed and guidance; each as /draft returns it."""
+    c = api.call("/compare", **BRIEF, max_tokens=24, seed=4, guidance=0.25)
+    base, cqa = c["base"], c["CQA"]
+    assert base["model"] == "base" and cqa["model"] == "CQA" and base["guidance"] == cqa["guidance"] == 0.25
+    check_score(base["score"], base["draft"])
+    alone = api.draft(**BRIEF, max_tokens=24, seed=4, guidance=0.25)
+    assert alone["draft"] == base["draft"]          # the same draft as /draft gives, on the same machine
+    if cqa["score"] is None:
+        assert c["difference"] is None and cqa["notes"].startswith("Notes:")
+    else:
+        check_score(cqa["score"])
+        assert c["difference"] == pytest.approx(cqa["score"]["I_per_token"] - base["score"]["I_per_token"])
 
 
 def test_invalid_utf8_is_refused_without_a_server_error(server, api):

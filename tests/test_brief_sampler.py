@@ -14,10 +14,14 @@ def test_brief_docstring():
 def test_render_differs_only_in_constraints():
     b = Brief(task="Write an opening.", intent="dread", audience="teens", world="no electricity", text_so_far="It rained.")
     p = render(b)
-    assert "dread" in p.conditional and "no electricity" in p.conditional and "It rained." in p.conditional
-    assert "dread" not in p.unconditional and p.unconditional.endswith("Passage:\n")
-    assert p.conditional.endswith("Passage:\n")
+    cond, uncond = p.conditional.text, p.unconditional.text
+    assert "dread" in cond and "no electricity" in cond and "It rained." in cond
+    assert "dread" not in uncond and uncond.endswith("Passage:\n")
+    assert cond.endswith("Passage:\n")
     assert render(Brief()).conditional == p.unconditional  # an empty brief is the unconditional prompt
+    # the brief's words are one plain-text part; only the template's own text is markup
+    assert ("Task: Write an opening.\nIntent: dread\nAudience: teens\nWorld: no electricity\nText so far:\n"
+            "It rained.", False) in p.conditional.parts
 
 
 def test_from_dict_rejects_unknown_and_non_text():

@@ -11,12 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from assistant import catalog, pool, writer
+from assistant import catalog, pool
 from assistant.adapter_meta import read_adapter_base
-from assistant.brief import NOTES_HEADER, PASSAGE_HEADER, Brief, split_notes
-from assistant.engine import Draft, Engine, EngineError
+from assistant.brief import NOTES_HEADER, PASSAGE_HEADER, Brief
+from assistant.engine import Engine, EngineError
 from assistant.pool import CQA_ADAPTER, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler
 from assistant.scoring import prompts_for
@@ -26,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "cqa"
 MAX_BYTES = 20 * 1024 * 1024    # the issue's limit for a committed adapter
 THREADS = int(os.environ.get("CQA_TEST_THREADS", "2"))
-# A brief the tuned model answers with notes first (greedy): 8 note lines, then a 196-word passage.
 BRIEF = Brief(task="Write the opening paragraph of a short story",
               intent="the reader should sense the grief before it is named",
               audience="adult readers of literary fiction",
@@ -70,65 +70,46 @@ def test_report_covers_every_epoch_and_the_rule_picks_the_shipped_one(manifest, 
 
 
 @pytest.fixture(scope="module")
-def tuned():
-    eng = Engine.load(None, lora_path=CQA_ADAPTER, n_threads=THREADS)
+def base():
+    eng = Engine.load(None, n_threads=THREADS)
     yield eng
-    eng.llama.close()
+    eng.close()
 
 
-def test_tuned_model_reasons_first_then_writes_the_passage(tuned):
-    """What the corpus teaches: notes under 'Notes:', then the passage under 'Passage:', then the end of the
-    turn (greedy, so fixed: 760 tokens, ~12 s on 2 cores), within the app's default Max tokens for CQA."""
+@pytest.fixture(scope="module")
+def tuned(base):
+    return base.variant(CQA_ADAPTER)
+
+
+def test_tuned_model_reasons_first(base, tuned):
+    """What the corpus teaches, measured without sampling: after the app's prompt the tuned model expects its
+    notes ('Notes:' then a '- [source/dimension]' line), the base does not. (A sampled trajectory would differ
+    by CPU and thread count; these probabilities hold on any.)"""
     prompt = prompts_for(tuned, BRIEF).conditional   # the chat template, as the app and training use it
-    draft = tuned.complete(prompt, Sampler(temperature=0.0, max_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL], seed=0))
-    assert draft.stop_reason == "eos"
-    assert draft.text.lstrip().startswith(NOTES_HEADER), draft.text[:200]
-    assert f"\n{PASSAGE_HEADER}\n" in draft.text, draft.text
-    notes, passage = split_notes(draft.text)
-    assert notes.count("\n- [") >= 3 and len(passage.split()) >= 50, draft.text
+    opening = f"{NOTES_HEADER}\n- ["
+    p_tuned = float(np.exp(tuned.token_logprobs(prompt, opening).logprobs.sum()))
+    p_base = float(np.exp(base.token_logprobs(prompt, opening).logprobs.sum()))
+    assert p_tuned > 0.3 and p_base < 1e-3, (p_tuned, p_base)
+    # and after its notes, the passage header
+    after = tuned.token_logprobs(prompt, f"{opening}craft/lexis] «a» over «b»: why.\n\n{PASSAGE_HEADER}\n")
+    assert float(np.exp(after.logprobs[-3:].sum())) > 0.3
 
 
-def test_eval_generate_reads_the_tuned_models_passage_alone(tuned):
-    """eval generate's writer: the notes get their own budget, the passage is cut to the draft budget."""
+def test_eval_generate_reads_the_tuned_models_passage_alone(tuned, monkeypatch):
+    """eval generate's writer: the notes get their own budget, the passage is cut to the draft budget. The
+    tokens are forced (the real model reads them), so the branch is reached on any machine."""
+    from assistant.engine import DraftRun
     from eval.generate import EngineWriter
 
-    d = EngineWriter(tuned, "chat").draft(BRIEF, Sampler(temperature=0.0, max_tokens=40),
-                                          notes_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL] - 40)
-    assert d["notes"].startswith(NOTES_HEADER) and d["notes_tokens"] > 100
+    eot = tuned.tokenize_prompt("<|im_end|>")[0]
+    notes = f"{NOTES_HEADER}\n" + "- [craft/lexis] «the clock» over «the watch»: the shop is full of clocks.\n" * 8
+    passage = "The clocks had stopped at nine. " * 12
+    script = iter(tuned.tokenize_text(notes + f"\n{PASSAGE_HEADER}\n" + passage) + [eot])
+    monkeypatch.setattr(DraftRun, "_choose", lambda self: next(script, eot))
+    d = EngineWriter(tuned, "chat").draft(BRIEF, Sampler(max_tokens=40), notes_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL] - 40)
+    assert d["notes"] == notes.strip() and d["notes_tokens"] > 100
     assert d["n_tokens"] == 40 == len(tuned.tokenize_text(d["text"])) and d["stop_reason"] == "length"
-    assert NOTES_HEADER not in d["text"] and PASSAGE_HEADER not in d["text"] and len(d["text"].split()) >= 20
-
-
-def test_a_draft_that_ends_inside_the_notes_keeps_them_and_can_continue(tuned):
-    """Max tokens reached before 'Passage:': the notes stay in the draft with their log-probs (no score yet),
-    the notice says what to do, and Continue goes on from exactly there."""
-    *_, end = writer.write(tuned, BRIEF, Sampler(temperature=0.0, max_tokens=8))
-    assert end.done and end.result is None and end.stop_reason == "length"
-    assert end.text.startswith(NOTES_HEADER) and len(end.ids) == len(end.logprobs) == 8
-    assert "notes used every token before the passage: Continue" in end.notice
-    *_, more = writer.write(tuned, BRIEF, Sampler(temperature=0.0, max_tokens=4), prefix_ids=end.ids,
-                            prefix_logprobs=end.logprobs)
-    assert more.text.startswith(end.text) and len(more.ids) == 12 and len(more.logprobs) == 12
-
-
-def test_when_the_model_ends_after_its_notes_the_passage_header_is_added(tuned):
-    """Held-out brief br-03, seed 0, the app's sampler: the tuned model ends its turn after 700+ tokens of
-    notes (seen in eval generate). The writer adds 'Passage:' and the model writes the passage, scored."""
-    brief = Brief(task="Continue the scene in one paragraph",
-                  intent="Have the detective notice one clue proving the butler lied about the time.",
-                  audience="Adult fans of cosy mysteries",
-                  world="Inspector Dela Okafor is investigating a theft at Harrowgate Manor. The hall clock stopped "
-                        "at 9:40. The butler, Mr Finch, says he locked up at ten.",
-                  text_so_far="Okafor knelt beside the clock and ran a gloved finger along its dusty case. Behind "
-                              "her, Mr Finch cleared his throat.")
-    sampler = Sampler(temperature=0.8, seed=0, max_tokens=DEFAULT_MAX_TOKENS[CQA_LABEL])
-    d = Draft()
-    texts = list(writer.stream_draft(tuned, prompts_for(tuned, brief).conditional, sampler, d))
-    assert f"\n{PASSAGE_HEADER}\n" in d.text and not d.exact and len(d.ids) <= sampler.max_tokens
-    assert texts[-1] == d.text
-    *_, end = writer.write(tuned, brief, sampler)
-    assert "added the 'Passage:' line" in end.notice and end.notes.startswith(NOTES_HEADER)
-    assert end.result is not None and len(end.text.split()) >= 20 and NOTES_HEADER not in end.text
+    assert passage.startswith(d["text"]) and NOTES_HEADER not in d["text"] and len(d["text"].split()) >= 20
 
 
 def test_an_adapter_for_another_base_is_refused(tmp_path):
