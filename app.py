@@ -461,12 +461,14 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=int(env("CQA_PORT", env("GRADIO_SERVER_PORT", "7860"))))
     p.add_argument("--model", default=env("CQA_MODEL"), help="catalog name, .gguf path or owner/repo:file.gguf")
     p.add_argument("--adapter", default=env("CQA_ADAPTER"), help="CQA LoRA adapter (.gguf)")
+    p.add_argument("--no-cqa", action="store_true", help="offer the base model alone (no CQA adapter)")
     p.add_argument("--threads", type=int, default=int(env("CQA_THREADS", "0")) or None, help="CPU threads")
     p.add_argument("--n-ctx", type=int, default=int(env("CQA_N_CTX", "2048")), help="context window, tokens")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     global POOL
-    POOL = Pool(PoolConfig(args.model, Path(args.adapter) if args.adapter else None, args.threads, args.n_ctx))
+    POOL = Pool(PoolConfig(args.model, Path(args.adapter) if args.adapter else None, args.threads, args.n_ctx,
+                           cqa=not args.no_cqa))
     try:
         for variant in POOL.variants():  # load now: a bad model or adapter fails here, in one line
             POOL.get(variant)

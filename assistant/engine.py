@@ -83,12 +83,13 @@ class Draft:
 
 
 def logprobs_at(rows: np.ndarray, targets) -> np.ndarray:
-    """log softmax(rows)[targets], row by row, in float64 (blocks of ROWS_AT_ONCE rows)."""
+    """log softmax(rows)[targets], row by row (blocks of ROWS_AT_ONCE rows). exp runs in float32 after the max
+    is subtracted (every term in (0, 1]) and sums in float64: ~1e-7 relative, twice as fast as float64."""
     out = np.empty(len(targets), dtype=np.float64)
     for a in range(0, len(targets), ROWS_AT_ONCE):
-        x = rows[a: a + ROWS_AT_ONCE].astype(np.float64)
+        x = rows[a: a + ROWS_AT_ONCE]
         m = x.max(axis=1, keepdims=True)
-        lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
+        lse = m[:, 0].astype(np.float64) + np.log(np.exp(x - m).sum(axis=1, dtype=np.float64))
         out[a: a + len(x)] = x[np.arange(len(x)), targets[a: a + len(x)]] - lse
     return out
 
@@ -252,16 +253,18 @@ class Engine:
 
     def token_logprobs_pair(self, cond: Prompt | str, uncond: Prompt | str,
                             ids: list[int]) -> tuple[TokenLogprobs, TokenLogprobs]:
-        """Both readers of the score in one batched decode: two sequences, the same text after each prompt."""
+        """Both readers of the score under one hold of the lock: the same text after each prompt."""
         a, b = self._passes([cond, uncond], ids)
         return a, b
 
     def _passes(self, prompts: list, ids: list[int]) -> list[TokenLogprobs]:
+        """One pass per prompt, one after the other in the same context. (Two sequences in one batched decode
+        were measured slower on CPU: with the cells shared, each token attends over both sequences' cells.)"""
         ids = list(ids)
         if not ids:
             raise EngineError("the text to score is empty")
-        entries, targets = [], {}   # targets: entry index -> (sequence, the text token its row predicts)
-        for seq, prompt in enumerate(prompts):
+        planned = []
+        for prompt in prompts:
             p = self.tokenize_prompt(prompt)
             if not p:
                 raise EngineError("the prompt is empty: every scored token needs something to follow")
@@ -270,24 +273,22 @@ class Engine:
                 raise EngineError(f"prompt ({len(p)} tokens) + text ({len(ids)} tokens) = {total} tokens, more "
                                   f"than the context window of {self.n_ctx}: shorten the text or the brief, or "
                                   "load the model with a larger n_ctx")
-            for pos, tok in enumerate(p + ids):
-                want = pos >= len(p) - 1 and pos < total - 1
-                entries.append((tok, pos, seq, want))
-                if want:
-                    targets[len(entries) - 1] = (seq, ids[pos - len(p) + 1])
-        out = [np.empty(len(ids)) for _ in prompts]
-        filled = [0] * len(prompts)
+            planned.append(p)
+        out = []
         with self.lock:
-            ctx = self._prepare()
-            try:
-                for idx, rows in ctx.decode(entries):
-                    tg = [targets[i] for i in idx]
-                    lps = logprobs_at(rows, np.array([t for _, t in tg]))
-                    for (seq, _), lp in zip(tg, lps):
-                        out[seq][filled[seq]] = lp
-                        filled[seq] += 1
-            except LlamaError as e:
-                raise EngineError(str(e)) from e
+            for p in planned:
+                ctx = self._prepare()
+                entries = [(tok, pos, 0, len(p) - 1 <= pos < len(p) + len(ids) - 1) for pos, tok in enumerate(p + ids)]
+                lps, k = np.empty(len(ids)), 0
+                try:
+                    for idx, rows in ctx.decode(entries):
+                        targets = np.array([ids[i - len(p) + 1] for i in idx])
+                        lps[k: k + len(idx)] = logprobs_at(rows, targets)
+                        k += len(idx)
+                except LlamaError as e:
+                    raise EngineError(str(e)) from e
+                out.append(lps)
+            self._core.ctx.clear()
         pieces, offsets, text = self.pieces(ids)
         return [TokenLogprobs(ids, pieces, offsets, o, text) for o in out]
 
@@ -535,9 +536,8 @@ class DraftRun:
 
 
 def _lp(row: np.ndarray, tok: int) -> float:
-    x = row.astype(np.float64)
-    m = x.max()
-    return float(x[tok] - m - np.log(np.exp(x - m).sum()))
+    """log softmax(row)[tok], as logprobs_at computes it."""
+    return float(logprobs_at(row[None, :], np.array([tok]))[0])
 
 
 def _chat_formatter(weights: Weights):

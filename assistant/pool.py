@@ -30,6 +30,7 @@ class PoolConfig:
     adapter: Path | None = None       # CQA adapter; None = models/cqa/adapter.gguf when present
     n_threads: int | None = None      # None = all cores
     n_ctx: int = DEFAULT_N_CTX
+    cqa: bool = True                  # False: offer the base alone, even when an adapter is there
 
 
 class Pool:
@@ -41,7 +42,9 @@ class Pool:
 
     def adapter_path(self) -> Path | None:
         """The adapter the CQA variant uses: one asked for (config, $CQA_ADAPTER) must exist; the shipped
-        models/cqa/adapter.gguf is used when present; None when there is none."""
+        models/cqa/adapter.gguf is used when present; None when there is none (or CQA is switched off)."""
+        if not self.config.cqa:
+            return None
         asked = self.config.adapter or (Path(os.environ["CQA_ADAPTER"]) if os.environ.get("CQA_ADAPTER") else None)
         if asked is not None:
             if not asked.is_file():

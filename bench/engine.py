@@ -1,13 +1,19 @@
 """Benchmark the engine on the embedded model; every ratio is measured in this one run.
 
-    python bench/engine.py                       # all parts, ~5 min on 2 cores
+    python bench/engine.py                       # parts a-d, ~5 min on 2 idle cores
     python bench/engine.py --parts a,b --repeats 5
+    python bench/engine.py --parts e             # the quantization x batch x flash-attention grid
 
-(a) generation tok/s through our engine vs a bare llama_cpp.Llama, same settings (target >= 0.95)
-(b) time to score a fresh 200-token draft as a share of its generation time (target <= 50%)
-(c) log-prob pass tok/s for several llama.cpp setups vs a transformers fp32 forward pass on the
-    same (dequantized) weights
-(d) peak resident memory of the app process with the model loaded, after one draft
+(a) twin-stream generation (the draft and its unconditional reader in lockstep) vs single-stream generation,
+    same prompt, seed and sampler (target >= 0.8); and single-stream through our engine vs a bare
+    llama_cpp.Llama (reported)
+(b) the score of a finished draft (from its twin stream) as a share of its generation time (target <= 5%),
+    beside what the extra unconditional pass of the one-stream engine cost
+(c) scoring pasted text, both passes: tokens of text per second vs transformers fp32 on the same text
+    (target >= 1.5x)
+(d) memory of the app process after a draft from each model: PSS and peak RSS, base + CQA vs the base alone
+    (target <= 1.15x PSS)
+(e) the log-prob pass over llama.cpp setups (requantized copies, batch sizes, flash attention)
 """
 from __future__ import annotations
 
@@ -29,12 +35,13 @@ from assistant.brief import Brief  # noqa: E402
 from assistant.engine import Engine  # noqa: E402
 from assistant.pool import CQA_ADAPTER  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
-from assistant.scoring import prompts_for, score_generated  # noqa: E402
+from assistant.scoring import from_logprobs, prompts_for, score_text  # noqa: E402
 
 BRIEF = Brief(task="Write the opening of a short story.", intent="quiet dread that the reader feels before the "
               "narrator does", audience="adult readers of literary fiction",
               world="A lighthouse on a treeless island; the keeper, Ilse, has never learned to swim.")
 N_GEN = 200
+TEXT = " ".join(["The keeper counted the gulls twice, and both times there was one too many."] * 14)
 
 
 def _median_time(fn, repeats):
@@ -47,41 +54,76 @@ def _median_time(fn, repeats):
 
 
 def part_a_b(eng: Engine, repeats: int) -> None:
-    prompt = prompts_for(eng, BRIEF).conditional
+    prompts = prompts_for(eng, BRIEF)
     s = Sampler(seed=11, max_tokens=N_GEN, temperature=0.8)
-    llm = eng.llama
-    ptoks = eng.tokenize_prompt(prompt)
-    draft = {}
+    runs = {}
 
-    def ours():
-        draft["d"] = eng.complete(prompt, s)
+    def twin():
+        runs["twin"] = eng.complete(prompts.conditional, s, prompts.unconditional)
 
-    def bare():  # the same loop a user of llama_cpp would write: generate + detokenize
+    def single():
+        runs["single"] = eng.complete(prompts.conditional, s)
+
+    twin(); single()  # warm up
+    t_twin, t_single = [], []
+    for _ in range(repeats):  # interleaved, so background load hits both alike
+        t_twin.append(_median_time(twin, 1))
+        t_single.append(_median_time(single, 1))
+    n_t, n_s = len(runs["twin"].ids), len(runs["single"].ids)
+    tt, ts = statistics.median(t_twin), statistics.median(t_single)
+    print(f"(a) twin-stream generation {n_t / tt:.1f} tok/s vs single-stream {n_s / ts:.1f} tok/s "
+          f"({n_t} and {n_s} tokens, prompt decode included): ratio {(n_t / tt) / (n_s / ts):.3f} (target >= 0.8)")
+    _bare(eng, prompts, s, n_s / ts, repeats)
+    d = runs["twin"]
+    t_final = _median_time(lambda: from_logprobs(eng, prompts, d.ids, d.logprobs, d.logprobs0), repeats)
+    t_extra = _median_time(lambda: score_text(eng, BRIEF, d.text, ids=d.ids), repeats)
+    print(f"(b) the score of the finished {n_t}-token draft: {t_final * 1000:.1f} ms = {100 * t_final / tt:.2f}% of "
+          f"its generation time {tt:.2f} s (target <= 5%); a separate scoring pass of the same tokens: "
+          f"{t_extra * 1000:.0f} ms = {100 * t_extra / tt:.1f}%")
+
+
+def _bare(eng: Engine, prompts, s: Sampler, ours_rate: float, repeats: int) -> None:
+    """The loop a user of llama_cpp.Llama would write (generate + detokenize), on a second copy of the model."""
+    import llama_cpp
+    llm = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=eng.n_threads,
+                          n_threads_batch=eng.n_threads, verbose=False)
+    ptoks = eng.tokenize_prompt(prompts.conditional)
+    count = {}
+
+    def bare():
         llm.set_seed(s.seed)
-        llm.reset()  # a fresh prompt decode, as ours does (a reused prefix changes the draft; see Engine._generate)
-        out, n = b"", 0
+        llm.reset()   # a fresh prompt decode, as ours does
+        n = 0
         for tok in llm.generate(ptoks, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p, temp=s.temperature,
                                 repeat_penalty=s.repeat_penalty, reset=True):
-            if llm._model.token_eos() == tok:
+            if llm.token_eos() == tok:
                 break
-            out += llm.detokenize([tok])
+            llm.detokenize([tok])
             n += 1
             if n >= N_GEN:
                 break
+        count["n"] = n
+    bare()
+    t = _median_time(bare, repeats)
+    llm.close()
+    rate = count["n"] / t
+    print(f"(a) single-stream through our engine {ours_rate:.1f} tok/s vs a bare llama_cpp.Llama {rate:.1f} tok/s: "
+          f"ratio {ours_rate / rate:.3f}")
 
-    ours(); bare()  # warm up
-    t_ours, t_bare = [], []
-    for _ in range(repeats):  # interleaved, so background load hits both alike
-        t_ours.append(_median_time(ours, 1))
-        t_bare.append(_median_time(bare, 1))
-    n = len(draft["d"].ids)
-    to, tb = statistics.median(t_ours), statistics.median(t_bare)
-    print(f"(a) generation, {n} tokens: ours {n / to:.1f} tok/s, bare llama_cpp {n / tb:.1f} tok/s, "
-          f"ratio {tb / to:.3f} (target >= 0.95)")
-    d = draft["d"]
-    t_score = _median_time(lambda: score_generated(eng, BRIEF, d.ids, d.logprobs), repeats)
-    print(f"(b) scoring the fresh {n}-token draft: {t_score * 1000:.0f} ms = {100 * t_score / to:.1f}% of its "
-          f"generation time {to:.2f} s (target <= 50%)")
+
+def part_c(eng: Engine, repeats: int, threads: int) -> None:
+    prompts = prompts_for(eng, BRIEF)
+    ids = eng.tokenize_text(TEXT)[:N_GEN]
+    pair = lambda: eng.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)  # noqa: E731
+    two = lambda: (eng.token_logprobs_ids(prompts.conditional, ids),  # noqa: E731
+                   eng.token_logprobs_ids(prompts.unconditional, ids))
+    pair(); two()
+    t_pair, t_two = _median_time(pair, repeats), _median_time(two, repeats)
+    tr = _transformers_rate(eng, ids, repeats, threads)
+    rate = len(ids) / t_pair
+    print(f"(c) scoring {len(ids)} tokens of pasted text, both passes: one batched decode of two sequences "
+          f"{rate:.1f} tok/s, two separate passes {len(ids) / t_two:.1f} tok/s, transformers fp32 (two forwards) "
+          f"{tr:.1f} tok/s: ratio {rate / tr:.2f}x (target >= 1.5x) [{eng.model.path.name}]")
 
 
 def _pass_rate(eng: Engine, text_ids, repeats) -> float:
@@ -91,10 +133,9 @@ def _pass_rate(eng: Engine, text_ids, repeats) -> float:
     return len(text_ids) / t
 
 
-def part_c(repeats: int, threads: int) -> None:
+def part_e(repeats: int, threads: int) -> None:
     base = Engine.load(n_threads=threads)
-    text = " ".join(["The keeper counted the gulls twice, and both times there was one too many."] * 14)
-    ids = base.tokenize_text(text)[:N_GEN]
+    ids = base.tokenize_text(TEXT)[:N_GEN]
     results = {}
     tmp = Path(tempfile.mkdtemp(prefix="cqa-bench-"))
     quants = {"Q4_1 (shipped)": base.model.path}
@@ -109,48 +150,64 @@ def part_c(repeats: int, threads: int) -> None:
         if llama_cpp.llama_model_quantize(str(base.model.path).encode(), str(out).encode(), params) == 0:
             quants[name] = out
     for qname, path in quants.items():
-        for n_batch, n_ubatch in ((512, 512), (256, 256), (512, 128), (512, 64)):
+        for n_batch in (512, 256, 128):
             for fa in (False, True):
-                eng = Engine.load(str(path), n_threads=threads, n_batch=n_batch, n_ubatch=n_ubatch, flash_attn=fa)
-                key = f"{qname:15s} n_batch={n_batch:3d} n_ubatch={n_ubatch:3d} flash_attn={int(fa)}"
+                eng = Engine.load(str(path), n_threads=threads, n_batch=n_batch, flash_attn=fa)
+                key = f"{qname:15s} n_batch={n_batch:3d} flash_attn={int(fa)}"
                 results[key] = _pass_rate(eng, ids, repeats)
-                del eng
-    tr = _transformers_rate(base, ids, repeats, threads)
-    ship = results["Q4_1 (shipped)  n_batch=512 n_ubatch=512 flash_attn=0"]
+                eng.close()
+    tr = _transformers_rate(base, ids, repeats, threads, passes=1)
+    ship = results["Q4_1 (shipped)  n_batch=512 flash_attn=0"]
     for k, v in sorted(results.items(), key=lambda kv: -kv[1]):
-        print(f"(c) {k}: {v:7.1f} tok/s  ratio vs transformers fp32 {v / tr:.2f}")
+        print(f"(e) {k}: {v:7.1f} tok/s  ratio vs transformers fp32 {v / tr:.2f}")
     best = max(results, key=results.get)
-    print(f"(c) transformers fp32 forward: {tr:.1f} tok/s; default setup (Q4_1, 512/512, no FA) "
+    print(f"(e) transformers fp32 forward: {tr:.1f} tok/s; default setup (Q4_1, 512, no FA) "
           f"{ship:.1f} tok/s = {ship / tr:.2f}x; fastest: {best.strip()} {results[best]:.1f} tok/s = "
           f"{results[best] / tr:.2f}x")
 
 
-def _transformers_rate(base: Engine, ids, repeats, threads) -> float:
+def _transformers_rate(base: Engine, ids, repeats, threads, passes: int = 2) -> float:
+    """Text tokens per second of transformers fp32 scoring `ids` after the unconditional (and, with passes=2,
+    the conditional) prompt: one forward each, log-softmax at the text tokens."""
     import torch
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(threads)
     path = base.model.path
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     model.eval()
-    prompt_ids = base.tokenize_prompt(prompts_for(base, BRIEF).unconditional)
-    x = torch.tensor([prompt_ids + list(ids)])
+    prompts = prompts_for(base, BRIEF)
+    inputs = []
+    for prompt in (prompts.unconditional, prompts.conditional)[:passes]:
+        p = base.tokenize_prompt(prompt)
+        inputs.append((len(p), torch.tensor([p + list(ids)])))
 
     def fwd():
         with torch.inference_mode():
-            logits = model(x).logits[0, len(prompt_ids) - 1:-1].double()
-            torch.log_softmax(logits, -1).gather(1, torch.tensor(ids)[:, None])
+            for n_p, x in inputs:
+                logits = model(x).logits[0, n_p - 1:-1].double()
+                torch.log_softmax(logits, -1).gather(1, torch.tensor(ids)[:, None])
     fwd()
     return len(ids) / _median_time(fwd, repeats)
 
 
-def part_d() -> None:
+def _memory(pid: int) -> tuple[float, float]:
+    """(PSS, peak RSS) of a process, MiB: PSS shares mapped pages (the mmapped model) among their users."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    pss = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return pss / 1024, hwm / 1024
+
+
+def _app_memory(variants: list[str], threads: int) -> tuple[float, float]:
     import socket
     from gradio_client import Client
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = [] if "CQA" in variants else ["--no-cqa"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--threads", str(threads),
+                             *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(120):
             try:
@@ -158,35 +215,46 @@ def part_d() -> None:
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1)
-        variants = ["base"] + (["CQA"] if CQA_ADAPTER.is_file() else [])   # the app loads both at startup
         for v in variants:
             client.predict(task="Write a haiku about rain.", model=v, max_tokens=60, api_name="/draft")
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-        rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
-        model_mb = catalog.resolve().path.stat().st_size / 2**20
-        print(f"(d) app process ({' + '.join(variants)}) after a draft from each: peak {hwm.split(':')[1].strip()}, "
-              f"now {rss.split(':')[1].strip()} (model file {model_mb:.0f} MiB, mmapped)")
+        return _memory(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
+def part_d(threads: int) -> None:
+    model_mb = catalog.resolve().path.stat().st_size / 2**20
+    pss_b, hwm_b = _app_memory(["base"], threads)
+    line = f"(d) app process, base alone after a draft: PSS {pss_b:.0f} MiB, peak RSS {hwm_b:.0f} MiB"
+    if CQA_ADAPTER.is_file():
+        pss, hwm = _app_memory(["base", "CQA"], threads)
+        line += (f"; base + CQA after a draft from each: PSS {pss:.0f} MiB, peak RSS {hwm:.0f} MiB; "
+                 f"ratio {pss / pss_b:.3f} PSS, {hwm / hwm_b:.3f} peak RSS (target <= 1.15 PSS)")
+    print(line + f" [model file {model_mb:.0f} MiB, mmapped; adapter "
+                 f"{CQA_ADAPTER.stat().st_size / 2**20 if CQA_ADAPTER.is_file() else 0:.1f} MiB]")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="a,b,c,d")
+    p.add_argument("--parts", default="a,b,c,d", help="any of a,b,c,d,e")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args()
     parts = set(a.parts.split(","))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads={a.threads}, "
           f"python {platform.python_version()}")
-    if parts & {"a", "b"}:
-        part_a_b(Engine.load(n_threads=a.threads), a.repeats)
-    if "c" in parts:
-        part_c(a.repeats, a.threads)
+    if parts & {"a", "b", "c"}:
+        eng = Engine.load(n_threads=a.threads)
+        if parts & {"a", "b"}:
+            part_a_b(eng, a.repeats)
+        if "c" in parts:
+            part_c(eng, a.repeats, a.threads)
+        eng.close()
     if "d" in parts:
-        part_d()
+        part_d(a.threads)
+    if "e" in parts:
+        part_e(a.repeats, a.threads)
 
 
 if __name__ == "__main__":
