@@ -1,6 +1,7 @@
 """Command line for scripts.
 
     python -m assistant score --brief BRIEF.json --text TEXT.txt [--model M] [--adapter A.gguf] --json
+    python -m assistant draft --brief BRIEF.json [--adapter models/cqa/adapter.gguf --strength 1] --guidance 1.5 --json
     python -m assistant models
 
 BRIEF.json: {"task", "intent", "audience", "world", "text_so_far"} (all strings, any may be missing).
@@ -28,16 +29,56 @@ def _read_text(path: str, what: str) -> str:
         raise SystemExit(f"error: {what} {path} is not valid UTF-8 (byte {e.start}): re-save it as UTF-8")
 
 
+def _brief(args) -> Brief:
+    if not args.brief:
+        return Brief()
+    try:
+        return Brief.from_dict(json.loads(_read_text(args.brief, "brief")))
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"error: {args.brief}:{e.lineno}: not valid JSON: {e.msg}")
+
+
+def cmd_draft(args) -> int:
+    from . import guidance, writer
+    from .engine import Engine
+    from .sampler import Sampler, SamplerError
+
+    brief = _brief(args)
+    problems = guidance.check(args.guidance)
+    if not 0 <= args.strength <= 2:
+        problems.append(f"--strength {args.strength} must be between 0 and 2")
+    try:
+        sampler = Sampler(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
+                          repeat_penalty=args.repeat_penalty, seed=args.seed, max_tokens=args.max_tokens,
+                          stop=tuple(args.stop or ()))
+    except SamplerError as e:
+        problems.insert(0, str(e))
+    if problems:
+        raise SamplerError("; ".join(problems))
+    eng = Engine.load(args.model, lora_path=args.adapter, strength=args.strength, n_threads=args.threads,
+                      n_ctx=args.n_ctx)
+    end = writer.complete(eng, brief, sampler, args.template, guidance=args.guidance, notes=not args.no_notes)
+    out = {"draft": end.text, "notes": end.notes, "notice": end.notice, "stop_reason": end.stop_reason,
+           "guidance": args.guidance, "cqa_strength": args.strength if args.adapter else None,
+           "sampler": sampler.to_dict(), "score": end.result.to_json() if end.result else None, "model": eng.info()}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        print(end.text)
+        if end.notice:
+            print(f"\n[{end.notice}]", file=sys.stderr)
+        if end.result:
+            s = end.result.score
+            print(f"\nI(X;Y) = {s.I_per_token:.3f} bits/token over {s.n_tokens} tokens "
+                  f"(without copied spans {s.I_uncopied_per_token:.3f}); guidance {args.guidance:g}", file=sys.stderr)
+    return 0
+
+
 def cmd_score(args) -> int:
     from .engine import Engine
     from .scoring import score_text
 
-    brief = Brief()
-    if args.brief:
-        try:
-            brief = Brief.from_dict(json.loads(_read_text(args.brief, "brief")))
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"error: {args.brief}:{e.lineno}: not valid JSON: {e.msg}")
+    brief = _brief(args)
     text = _read_text(args.text, "text")
     eng = Engine.load(args.model, lora_path=args.adapter, n_threads=args.threads, n_ctx=args.n_ctx)
     result = score_text(eng, brief, text, template=args.template)
@@ -78,6 +119,24 @@ def main(argv=None) -> int:
     s.add_argument("--n-ctx", type=int, default=2048, help="context window, tokens")
     s.add_argument("--json", action="store_true", help="print the full result as JSON")
     s.set_defaults(fn=cmd_score)
+    d = sub.add_parser("draft", help="write a draft for a brief, with its score")
+    d.add_argument("--brief", required=True, help="BRIEF.json")
+    d.add_argument("--model", default=None, help=f"catalog name, .gguf path or owner/repo:file.gguf "
+                                                 f"(default {catalog.DEFAULT_MODEL})")
+    d.add_argument("--adapter", default=None, help="a GGUF LoRA adapter (CQA: models/cqa/adapter.gguf)")
+    d.add_argument("--strength", type=float, default=1.0, help="the adapter's scale, 0-2 (default 1)")
+    d.add_argument("--guidance", type=float, default=0.0, help="brief guidance alpha, 0-3 (default 0: plain sampling)")
+    d.add_argument("--no-notes", action="store_true", help="a CQA model writes the passage at once, no notes first")
+    d.add_argument("--template", default="chat", choices=["chat", "plain"], help="prompt format")
+    for flag, typ, default in (("--temperature", float, 0.8), ("--top-p", float, 0.95), ("--top-k", int, 40),
+                               ("--min-p", float, 0.05), ("--repeat-penalty", float, 1.1), ("--seed", int, 0),
+                               ("--max-tokens", int, 200)):
+        d.add_argument(flag, type=typ, default=default, help=f"sampler setting (default {default})")
+    d.add_argument("--stop", action="append", help="stop before this string (repeatable)")
+    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    d.add_argument("--n-ctx", type=int, default=2048, help="context window, tokens")
+    d.add_argument("--json", action="store_true", help="print the draft and its score as JSON")
+    d.set_defaults(fn=cmd_draft)
     m = sub.add_parser("models", help="list the catalog")
     m.set_defaults(fn=cmd_models)
     args = p.parse_args(argv)

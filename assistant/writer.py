@@ -197,11 +197,12 @@ class _Writer:
         if self.added:
             notice = (notice + " " + HEADER_ADDED).strip()
         notes, passage = self._split(run)
-        end = dict(done=True, stop_reason=d.stop_reason, guidance=self.alpha, notes=notes)
+        end = dict(done=True, stop_reason=d.stop_reason, guidance=self.alpha)
         if notes and self.phase != "passage":   # no passage yet: the notes stay in the draft, Continue goes on
             why = NO_PASSAGE.get(d.stop_reason, NO_PASSAGE["length"])
             yield Update(self.head + d.text, ids=self.prefix_ids + d.ids, notice=(notice + " " + why).strip(), **end)
             return
+        end["notes"] = notes
         ids = self.scored.arrays(d)[0]
         if not ids:
             why = "" if d.stop_reason == "cancelled" else (" The model ended the draft at once: try another "

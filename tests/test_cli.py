@@ -61,3 +61,28 @@ def test_errors_are_one_line(tmp_path):
         assert r.returncode == 1, (args, err)
         assert msg in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_draft_json_with_guidance_and_the_cqa_adapter(tmp_path):
+    brief = tmp_path / "brief.json"
+    brief.write_text(json.dumps({"task": "Write the opening line of a story.", "world": "A lighthouse."}))
+    r = run("draft", "--brief", str(brief), "--guidance", "1.5", "--max-tokens", "16", "--seed", "3", "--json",
+            "--threads", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    assert out["guidance"] == 1.5 and out["cqa_strength"] is None and out["sampler"]["seed"] == 3
+    assert out["draft"] and out["score"]["n_tokens"] == len(out["score"]["tokens"]) >= 1
+    assert "".join(t["token"] for t in out["score"]["tokens"]) == out["draft"]
+    r = run("draft", "--brief", str(brief), "--adapter", "models/cqa/adapter.gguf", "--strength", "0.5",
+            "--no-notes", "--max-tokens", "12", "--json", "--threads", "2")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["cqa_strength"] == 0.5 and out["notes"] == "" and out["model"]["strength"] == 0.5
+
+
+def test_draft_bad_values_are_listed_in_one_line(tmp_path):
+    brief = tmp_path / "brief.json"
+    brief.write_text(json.dumps({"task": "Write a line."}))
+    r = run("draft", "--brief", str(brief), "--guidance", "-1", "--strength", "9", "--temperature", "5")
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == ("error: temperature 5.0 must be between 0 and 2; guidance -1.0 must be "
+                                         "between 0 and 3; --strength 9.0 must be between 0 and 2")
