@@ -91,7 +91,7 @@ def _launch(log_path: Path) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CQA_", "GRADIO_SERVER"))}
     env.update(QUIET_ENV)
     port = free_port()
-    threads = os.environ.get("CQA_TEST_THREADS", "2")
+    threads = os.environ.get("CQA_THREADS") or os.environ.get("CQA_TEST_THREADS", "2")
     with log_path.open("ab") as log:
         proc = subprocess.Popen([sys.executable, "app.py", "--host", LOOPBACK, "--port", str(port), "--threads", threads],
                                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

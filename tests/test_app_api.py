@@ -216,8 +216,8 @@ def test_cqa_draft_keeps_notes_apart_and_scores_only_a_passage(api):
     d = api.draft(**BRIEF, model="CQA", max_tokens=48, seed=2, guidance=0.5, cqa_strength=1.5)
     assert d["model"] == "CQA" and d["guidance"] == 0.5 and d["cqa_strength"] == 1.5
     assert not d["draft"].lstrip().startswith("Notes:") or d["score"] is None
-    if d["score"] is None:
-        assert d["notes"].startswith("Notes:") and "Continue" in d["notice"]
+    if d["score"] is None:   # no passage yet: the notes stay in the draft (Continue goes on from them)
+        assert d["draft"].startswith("Notes:") and d["notes"] == "" and "before the passage" in d["notice"]
         return
     check_score(d["score"])
     assert d["score"]["guidance"] == 0.5 and d["score"]["cqa_strength"] == 1.5
@@ -276,7 +276,7 @@ def test_compare_returns_both_drafts_scored_and_the_difference(api):
     alone = api.draft(**BRIEF, max_tokens=24, seed=4, guidance=0.25)
     assert alone["draft"] == base["draft"]          # the same draft as /draft gives, on the same machine
     if cqa["score"] is None:
-        assert c["difference"] is None and cqa["notes"].startswith("Notes:")
+        assert c["difference"] is None and cqa["draft"].startswith("Notes:") and "before the passage" in cqa["notice"]
     else:
         check_score(cqa["score"])
         assert c["difference"] == pytest.approx(cqa["score"]["I_per_token"] - base["score"]["I_per_token"])

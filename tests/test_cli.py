@@ -1,9 +1,11 @@
 """`python -m assistant score` as a script uses it: JSON out, one-line errors, exit codes."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+THREADS = os.environ.get("CQA_THREADS", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +19,7 @@ def test_score_json(tmp_path):
     brief.write_text(json.dumps({"task": "Describe the harbour.", "world": "The harbour of Vell freezes each winter."}))
     text = tmp_path / "text.txt"
     text.write_text("Every winter the harbour of Vell froze, and the boats slept in the ice.", encoding="utf-8")
-    r = run("score", "--brief", str(brief), "--text", str(text), "--json", "--threads", "2")
+    r = run("score", "--brief", str(brief), "--text", str(text), "--json", "--threads", THREADS)
     assert r.returncode == 0, r.stderr.decode()
     out = json.loads(r.stdout)
     for key in ("I", "H_X", "H_X_given_Y", "I_uncopied", "n_tokens", "tokens"):
@@ -33,7 +35,7 @@ def test_score_json(tmp_path):
 def test_missing_brief_fields_are_empty(tmp_path):
     brief = tmp_path / "b.json"
     brief.write_text("{}")
-    r = run("score", "--brief", str(brief), "--text", "-", "--threads", "2", stdin=b"A short line of text.")
+    r = run("score", "--brief", str(brief), "--text", "-", "--threads", THREADS, stdin=b"A short line of text.")
     assert r.returncode == 0, r.stderr.decode()
     assert "I(X;Y)" in r.stdout.decode()
 
@@ -67,14 +69,14 @@ def test_draft_json_with_guidance_and_the_cqa_adapter(tmp_path):
     brief = tmp_path / "brief.json"
     brief.write_text(json.dumps({"task": "Write the opening line of a story.", "world": "A lighthouse."}))
     r = run("draft", "--brief", str(brief), "--guidance", "1.5", "--max-tokens", "16", "--seed", "3", "--json",
-            "--threads", "2")
+            "--threads", THREADS)
     assert r.returncode == 0, r.stderr.decode()
     out = json.loads(r.stdout)
     assert out["guidance"] == 1.5 and out["cqa_strength"] is None and out["sampler"]["seed"] == 3
     assert out["draft"] and out["score"]["n_tokens"] == len(out["score"]["tokens"]) >= 1
     assert "".join(t["token"] for t in out["score"]["tokens"]) == out["draft"]
     r = run("draft", "--brief", str(brief), "--adapter", "models/cqa/adapter.gguf", "--strength", "0.5",
-            "--no-notes", "--max-tokens", "12", "--json", "--threads", "2")
+            "--no-notes", "--max-tokens", "12", "--json", "--threads", THREADS)
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["cqa_strength"] == 0.5 and out["notes"] == "" and out["model"]["strength"] == 0.5
 

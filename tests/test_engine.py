@@ -7,6 +7,8 @@ the weights and never leak adapter state into each other.
 import re
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
 
@@ -18,13 +20,14 @@ from assistant.sampler import Sampler
 from assistant.scoring import from_logprobs, prompts_for, score_text
 
 ROOT = Path(__file__).resolve().parent.parent
+THREADS = int(os.environ.get("CQA_THREADS", "2"))   # .ci/run runs these again with 1
 BRIEF = Brief(task="Write the opening line of a story.", intent="unease", audience="adults",
               world="A lighthouse on an island with no trees.")
 
 
 @pytest.fixture(scope="module")
 def eng():
-    e = Engine.load(n_threads=2)
+    e = Engine.load(n_threads=THREADS)
     yield e
     e.close()
 
@@ -33,7 +36,7 @@ def _reference(eng, prompt, ids, incremental=False):
     """Log-softmax rows of a logits_all llama.cpp context: the prompt, then the text in one batch (or one
     token at a time, as generation decodes it). Returns the rows that predict each text token."""
     import llama_cpp
-    ref = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=2, logits_all=True,
+    ref = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=THREADS, logits_all=True,
                           verbose=False)
     pids = eng.tokenize_prompt(prompt)
     if incremental:

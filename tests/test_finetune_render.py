@@ -2,6 +2,7 @@
 
     python -m pytest tests/test_finetune_render.py -q
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def fmt(base):
 def engine():
     pytest.importorskip("llama_cpp")
     from assistant.engine import Engine
-    return Engine.load("smollm2-135m", n_threads=2, n_ctx=2048)
+    return Engine.load("smollm2-135m", n_threads=int(os.environ.get("CQA_THREADS", "2")), n_ctx=2048)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from eval.choose import choose
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "cqa"
 MAX_BYTES = 20 * 1024 * 1024    # the limit for a committed adapter
-THREADS = int(os.environ.get("CQA_TEST_THREADS", "2"))
+THREADS = int(os.environ.get("CQA_THREADS") or os.environ.get("CQA_TEST_THREADS", "2"))
 BRIEF = Brief(task="Write the opening paragraph of a short story",
               intent="the reader should sense the grief before it is named",
               audience="adult readers of literary fiction",

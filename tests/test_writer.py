@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 
+import os
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from assistant.pool import CQA_ADAPTER
 from assistant.sampler import Sampler
 from assistant.scoring import prompts_for
 
+THREADS = int(os.environ.get("CQA_THREADS", "2"))   # .ci/run runs these again with 1
 BRIEF = Brief(task="Write the opening paragraph of a short story",
               intent="the reader should sense the grief before it is named",
               audience="adult readers of literary fiction",
@@ -30,7 +33,7 @@ TOL = 0.15       # bits/token: twin-stream vs batched-pass kernel noise (see tes
 
 @pytest.fixture(scope="module")
 def base():
-    e = Engine.load(n_threads=2)
+    e = Engine.load(n_threads=THREADS)
     yield e
     e.close()
 
