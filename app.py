@@ -460,14 +460,18 @@ def main(argv=None):
     p.add_argument("--host", default=env("CQA_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")), help="bind address (0.0.0.0 for a Space)")
     p.add_argument("--port", type=int, default=int(env("CQA_PORT", env("GRADIO_SERVER_PORT", "7860"))))
     p.add_argument("--model", default=env("CQA_MODEL"), help="catalog name, .gguf path or owner/repo:file.gguf")
-    p.add_argument("--adapter", default=env("CQA_ADAPTER"), help="CQA LoRA adapter (.gguf)")
+    p.add_argument("--adapter", default=env("CQA_ADAPTER"),
+                   help="CQA LoRA adapter: a .gguf path or a Hub repo OWNER/NAME made by `python -m finetune push`")
     p.add_argument("--no-cqa", action="store_true", help="offer the base model alone (no CQA adapter)")
+    p.add_argument("--concurrency", type=int, default=int(env("CQA_CONCURRENCY", "2")),
+                   help="requests run at once; one llama.cpp context serves them one at a time")
+    p.add_argument("--queue-size", type=int, default=int(env("CQA_QUEUE_SIZE", "32")), help="requests that may wait")
     p.add_argument("--threads", type=int, default=int(env("CQA_THREADS", "0")) or None, help="CPU threads")
     p.add_argument("--n-ctx", type=int, default=int(env("CQA_N_CTX", "2048")), help="context window, tokens")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     global POOL
-    POOL = Pool(PoolConfig(args.model, Path(args.adapter) if args.adapter else None, args.threads, args.n_ctx,
+    POOL = Pool(PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx,
                            cqa=not args.no_cqa))
     try:
         for variant in POOL.variants():  # load now: a bad model or adapter fails here, in one line
@@ -475,7 +479,7 @@ def main(argv=None):
     except USER_ERRORS as e:
         raise SystemExit(f"error: {e}")
     demo = build()
-    demo.queue(default_concurrency_limit=8, max_size=64)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

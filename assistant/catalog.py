@@ -117,7 +117,7 @@ def _assembled(entry: Entry) -> Path:
         raise ModelUnavailable(f"cannot assemble {entry.name}: {e}") from e
 
 
-def _hub_download(repo: str, filename: str) -> Path:
+def _hub_download(repo: str, filename: str, kind: str = "model") -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:  # pragma: no cover - it is in requirements.txt
@@ -126,9 +126,38 @@ def _hub_download(repo: str, filename: str) -> Path:
         # Cached files are used offline; otherwise one short attempt, never a hang.
         return Path(hf_hub_download(repo_id=repo, filename=filename, etag_timeout=10))
     except Exception as e:  # noqa: BLE001 - the hub raises many kinds; all mean "not here"
+        try:   # the Hub did not answer: a copy already in the cache will do
+            return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached either: report the first failure
+            pass
         raise ModelUnavailable(f"cannot download {repo}:{filename} from the Hugging Face Hub "
                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                               "Offline? Download it elsewhere and pass the local .gguf path.") from e
+                               f"Offline? Download it elsewhere and pass the local .gguf path of the {kind}.") from e
+
+
+ADAPTER_FILE = "adapter.gguf"      # what `python -m finetune push` uploads to an adapter repo
+ADAPTER_MANIFEST = "manifest.json"
+
+
+def is_hub_repo(spec: str) -> bool:
+    """'owner/name' (one slash, no file suffix) that is not a local path."""
+    parts = spec.split("/")
+    return (len(parts) == 2 and all(parts) and not spec.endswith((".gguf", ".json"))
+            and not Path(spec).exists() and not spec.startswith((".", "~")))
+
+
+def resolve_adapter(spec: str | Path | None) -> Path | None:
+    """An adapter: a local .gguf path, or a Hub model repo 'OWNER/NAME' pushed by `python -m finetune push`
+    (adapter.gguf and manifest.json downloaded with hf_hub_download and cached; offline, the cache is used,
+    else one clear error). Whether it fits the loaded base is checked when it is loaded."""
+    if spec is None or str(spec) == "":
+        return None
+    spec = str(spec)
+    if not is_hub_repo(spec):
+        return Path(spec)
+    path = _hub_download(spec, ADAPTER_FILE, kind="adapter")
+    _hub_download(spec, ADAPTER_MANIFEST, kind="adapter")   # beside the adapter, for provenance
+    return path
 
 
 _SHA_CACHE: dict[tuple[str, int, float], str] = {}

@@ -131,7 +131,7 @@ class Engine:
         n_threads = n_threads or int(os.environ.get("CQA_THREADS", 0)) or os.cpu_count() or 1
         if n_gpu_layers is None:
             n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
-        lora = Path(lora_path) if lora_path else None
+        lora = catalog.resolve_adapter(lora_path) if lora_path else None
         if lora is not None:
             _check_adapter(lora, model)
         try:
@@ -150,7 +150,7 @@ class Engine:
         """The same weights and context with another adapter (or none) and strength (LoRA scale 0-2)."""
         if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 2):
             raise EngineError(f"CQA strength {strength!r} must be between 0 and 2")
-        lora = Path(lora_path) if lora_path else None
+        lora = catalog.resolve_adapter(lora_path) if lora_path else None
         if lora is None:
             return Engine(self._core, None, strength)
         catalog.check_gguf(lora)

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import catalog
 from .engine import DEFAULT_N_CTX, Engine
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ DEFAULT_MAX_TOKENS = {BASE_LABEL: 200, CQA_LABEL: 1024}
 @dataclass(frozen=True)
 class PoolConfig:
     model: str | None = None          # catalog name / path / hub file; None = embedded default
-    adapter: Path | None = None       # CQA adapter; None = models/cqa/adapter.gguf when present
+    adapter: Path | str | None = None  # CQA adapter: a .gguf path or a Hub repo OWNER/NAME; None = the shipped one
     n_threads: int | None = None      # None = all cores
     n_ctx: int = DEFAULT_N_CTX
     cqa: bool = True                  # False: offer the base alone, even when an adapter is there
@@ -45,11 +46,12 @@ class Pool:
         models/cqa/adapter.gguf is used when present; None when there is none (or CQA is switched off)."""
         if not self.config.cqa:
             return None
-        asked = self.config.adapter or (Path(os.environ["CQA_ADAPTER"]) if os.environ.get("CQA_ADAPTER") else None)
+        asked = self.config.adapter or os.environ.get("CQA_ADAPTER") or None
         if asked is not None:
-            if not asked.is_file():
+            path = catalog.resolve_adapter(asked)   # a local file, or OWNER/NAME on the Hub (cached)
+            if not path.is_file():
                 raise ValueError(f"CQA adapter {asked} does not exist")
-            return asked
+            return path
         return CQA_ADAPTER if CQA_ADAPTER.is_file() else None
 
     def variants(self) -> list[str]:
@@ -60,11 +62,11 @@ class Pool:
         if variant not in (BASE_LABEL, CQA_LABEL):
             raise ValueError(f"unknown variant {variant!r}: choose one of {self.variants()}")
         with self._loading:
+            lora = self.adapter_path() if variant == CQA_LABEL else None
             if self._base is None:
                 self._base = Engine.load(self.config.model, n_threads=self.config.n_threads, n_ctx=self.config.n_ctx)
             if variant == BASE_LABEL:
                 return self._base
-            lora = self.adapter_path()
             if lora is None:
                 raise ValueError("no CQA adapter found at models/cqa/adapter.gguf: build one with "
                                  "`python -m finetune train` and `python -m finetune export`")

@@ -52,7 +52,9 @@ class Variant:
 
 
 def parse_adapters(specs: Iterable[str]) -> list[tuple[str, Path]]:
-    """["epoch5=runs/e5.gguf"] -> [("epoch5", Path(...))]; names unique and not "base"."""
+    """["epoch5=runs/e5.gguf", "hub=OWNER/NAME"] -> [("epoch5", Path(...)), ...]; names unique and not "base".
+    OWNER/NAME is a Hub adapter repo (`python -m finetune push`), downloaded and cached."""
+    from assistant import catalog
     out, problems = [], []
     for spec in specs or ():
         name, sep, path = spec.partition("=")
@@ -61,6 +63,11 @@ def parse_adapters(specs: Iterable[str]) -> list[tuple[str, Path]]:
             problems.append(f"--adapter {spec!r}: write it as NAME=PATH, e.g. epoch5=finetune/runs/e5.gguf")
         elif name == BASE or name in {n for n, _ in out}:
             problems.append(f"--adapter {spec!r}: the name {name!r} is taken; give each adapter its own name")
+        elif catalog.is_hub_repo(path):
+            try:
+                out.append((name, catalog.resolve_adapter(path)))
+            except catalog.ModelUnavailable as e:
+                problems.append(f"--adapter {spec!r}: {e}")
         elif not Path(path).is_file():
             problems.append(f"--adapter {spec!r}: {path} does not exist")
         else:

@@ -8,6 +8,8 @@
     python -m finetune check [--run DIR] [--epoch N]   # llama.cpp vs transformers on held-out text
     python -m finetune bench --config finetune/configs/cqa.toml
     python -m finetune config                      # the default config as TOML, with help lines
+    python -m finetune push --repo OWNER/NAME [--private] [--dry-run]       # the shipped adapter, a model card
+    python -m finetune push-data --repo OWNER/NAME [--private] [--dry-run]  # the corpus, a dataset card
 
 User errors print one line and exit 1; tracebacks are for bugs.
 """
@@ -141,6 +143,25 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_push(a) -> int:
+    from . import hub
+
+    if a.verb == "push":
+        out, files, kind = Path(a.out or hub.STAGE / "model"), None, "model"
+        files = hub.stage_model(out)
+    else:
+        out, kind = Path(a.out or hub.STAGE / "dataset"), "dataset"
+        files = hub.stage_data(out)
+    print(f"staged {out} ({len(files)} files): " + ", ".join(files))
+    if a.dry_run:
+        print(f"dry run: nothing uploaded; `python -m finetune {a.verb} --repo {a.repo}` uploads this folder "
+              f"to the Hub {kind} repo {a.repo}")
+        return 0
+    url = hub.upload(out, a.repo, kind, a.private)
+    print(f"pushed to {a.repo}: {url}")
+    return 0
+
+
 def cmd_config(a) -> int:
     print(cfgmod.from_args(a, a.config).to_toml(), end="")
     return 0
@@ -184,6 +205,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--epoch", type=int, help="epoch (default: the last finished)")
     s.add_argument("--n", type=int, default=4, help="held-out annotations to score")
     s.set_defaults(func=cmd_check)
+    for verb, text in (("push", "upload the shipped adapter, its manifest, report and a model card to the Hub"),
+                       ("push-data", "upload the annotation corpus with a dataset card to the Hub")):
+        s = sub.add_parser(verb, help=text)
+        s.add_argument("--repo", required=True, help="Hub repo OWNER/NAME (created if missing)")
+        s.add_argument("--private", action="store_true", help="create the repo private")
+        s.add_argument("--dry-run", action="store_true", help="write the folder and list its files; upload nothing")
+        s.add_argument("--out", help="where to stage the folder (default finetune/runs/hub/model|dataset)")
+        s.set_defaults(func=cmd_push)
     _config_verb(sub, "bench", cmd_bench, "seconds per training step and per epoch")
     _config_verb(sub, "config", cmd_config, "print a config as TOML (defaults, or --config + flags)")
     return p
@@ -211,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .annotations import AnnotationError
     from .export import ExportError
+    from .hub import HubError
     from .train import TrainError
 
     args = parser().parse_args(argv)
@@ -223,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (cfgmod.ConfigError, TrainError, ExportError, UnknownModel, ModelUnavailable, BriefError,
-            FileNotFoundError, ValueError) as e:
+            FileNotFoundError, ValueError, HubError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:          # output piped into `head`
