@@ -37,6 +37,7 @@ BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
 INT_FIELDS = ("top_k", "seed", "max_tokens")
 POOL = Pool()
+ANNOTATIONS: Path | None = None   # the corpus file the Annotate tab appends to (--annotations); None hides it
 CANCEL: dict[str, threading.Event] = {}
 
 
@@ -448,6 +449,9 @@ def build() -> gr.Blocks:
                     card_b, tokens_b = gr.Markdown(elem_id="score-card-b"), gr.HTML(elem_id="token-view-b")
             score_btn.click(score_tab, [*s_brief, s_model, s_template, text_a, text_b],
                             [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
+        if ANNOTATIONS is not None:
+            import annotate_tab
+            annotate_tab.build(ANNOTATIONS, lambda: POOL.get(CQA_LABEL), user_error_messages)
         gr.api(api_draft, api_name="draft")
         gr.api(api_compare, api_name="compare")
         gr.api(api_score, api_name="score")
@@ -463,6 +467,8 @@ def main(argv=None):
     p.add_argument("--adapter", default=env("CQA_ADAPTER"),
                    help="CQA LoRA adapter: a .gguf path or a Hub repo OWNER/NAME made by `python -m finetune push`")
     p.add_argument("--no-cqa", action="store_true", help="offer the base model alone (no CQA adapter)")
+    p.add_argument("--annotations", default=env("CQA_ANNOTATIONS"),
+                   help="annotation file (JSON Lines) the Annotate tab appends to; without it the tab is hidden")
     p.add_argument("--concurrency", type=int, default=int(env("CQA_CONCURRENCY", "2")),
                    help="requests run at once; one llama.cpp context serves them one at a time")
     p.add_argument("--queue-size", type=int, default=int(env("CQA_QUEUE_SIZE", "32")), help="requests that may wait")
@@ -470,7 +476,8 @@ def main(argv=None):
     p.add_argument("--n-ctx", type=int, default=int(env("CQA_N_CTX", "2048")), help="context window, tokens")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    global POOL
+    global POOL, ANNOTATIONS
+    ANNOTATIONS = Path(args.annotations) if args.annotations else None
     POOL = Pool(PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx,
                            cqa=not args.no_cqa))
     try:

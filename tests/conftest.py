@@ -87,13 +87,13 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _launch(log_path: Path) -> Server:
+def _launch(log_path: Path, extra: tuple[str, ...] = ()) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CQA_", "GRADIO_SERVER"))}
     env.update(QUIET_ENV)
     port = free_port()
     threads = os.environ.get("CQA_THREADS") or os.environ.get("CQA_TEST_THREADS", "2")
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", LOOPBACK, "--port", str(port), "--threads", threads],
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", LOOPBACK, "--port", str(port), "--threads", threads, *extra],
                                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     atexit.register(_stop, proc)  # also when pytest itself is interrupted
@@ -109,6 +109,23 @@ def _launch(log_path: Path) -> Server:
     _stop(proc)
     raise RuntimeError(f"app.py did not answer on {server.url} within {STARTUP_TIMEOUT_S} s; log:\n"
                        + server.log_tail())
+
+
+def launch_server(log_path: Path, extra: tuple[str, ...] = ()) -> Server:
+    """`python app.py` on a free loopback port (retrying when the port was taken meanwhile)."""
+    for k, v in QUIET_ENV.items():  # this process talks to loopback too (gradio_client, httpx)
+        os.environ.setdefault(k, v)
+    server = None
+    for _ in range(LAUNCH_TRIES):
+        server = _launch(log_path, extra)
+        if server.proc.poll() is None:
+            break
+        if not any(m in server.log_text() for m in PORT_TAKEN):  # another reason: retrying will not help
+            break
+    if server.proc.poll() is not None:
+        pytest.fail(f"app.py exited with code {server.proc.returncode} before answering; log:\n{server.log_tail()}",
+                    pytrace=False)
+    return server
 
 
 @pytest.fixture(scope="session")
