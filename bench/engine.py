@@ -121,8 +121,8 @@ def part_c(eng: Engine, repeats: int, threads: int) -> None:
     t_pair, t_two = _median_time(pair, repeats), _median_time(two, repeats)
     tr = _transformers_rate(eng, ids, repeats, threads)
     rate = len(ids) / t_pair
-    print(f"(c) scoring {len(ids)} tokens of pasted text, both passes: one batched decode of two sequences "
-          f"{rate:.1f} tok/s, two separate passes {len(ids) / t_two:.1f} tok/s, transformers fp32 (two forwards) "
+    print(f"(c) scoring {len(ids)} tokens of pasted text, both passes: /score's pair of passes "
+          f"{rate:.1f} tok/s, two separate calls {len(ids) / t_two:.1f} tok/s, transformers fp32 (two forwards) "
           f"{tr:.1f} tok/s: ratio {rate / tr:.2f}x (target >= 1.5x) [{eng.model.path.name}]")
 
 
