@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -152,9 +153,9 @@ def _outputs(record: dict):
     return card.card_markdown(r), card.tokens_html(r), card.surprisal_figure(r)
 
 
-def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, alpha=0.0, strength=1.0):
+def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, alpha=0.0, strength=1.0, notes=True):
     engine = POOL.get(variant, strength)
-    yield from writer.write(engine, brief, sampler, template, cancel, prefix_ids, guidance=alpha)
+    yield from writer.write(engine, brief, sampler, template, cancel, prefix_ids, guidance=alpha, notes=notes)
 
 
 @user_errors
@@ -163,19 +164,75 @@ def generate(request: gr.Request, *values, continuing: bool = False):
     positional parameters before *values, and Stop finds this draft by the request's session."""
     n = len(BRIEF_FIELDS)
     brief = _brief(*values[:n])
-    variant, template, alpha, strength, draft_text, last = values[n: n + 6]
+    variant, template, alpha, strength, n_drafts, reason_first, draft_text, last = values[n: n + 8]
     _check_text({"draft": draft_text})
-    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 6:])), alpha, strength)
+    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 8:])), alpha, strength)
+    n_drafts = _n_drafts(n_drafts)
+    notes = bool(reason_first) or variant != CQA_LABEL
     key = request.session_hash if request else "local"
     CANCEL[key] = cancel = threading.Event()
     try:
-        yield from _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha, strength)
+        if n_drafts > 1 and not continuing:
+            yield from _generate_many(brief, variant, template, sampler, cancel, alpha, strength, n_drafts, notes)
+        else:
+            for out in _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha,
+                                 strength, notes):
+                yield *out, gr.update(choices=[], value=None, visible=False), []
     finally:
         if CANCEL.get(key) is cancel:  # one Event per session while it writes, not one forever
             del CANCEL[key]
 
 
-def _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha, strength):
+def _n_drafts(value) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= writer.MAX_DRAFTS:
+        raise SamplerError(f"drafts: {value!r} must be a whole number from 1 to {writer.MAX_DRAFTS}")
+    return value
+
+
+def _rank_label(k: int, rec: dict, budget: int) -> str:
+    from assistant import ranking
+    r = rec.get("score")
+    if not r:
+        return f"{k}. seed {rec['seed']}: no scored passage"
+    flag = " · restates the brief" if ranking.restates(r) else ""
+    return (f"{k}. seed {rec['seed']}: {ranking.rank_score(r, budget):+.3f} bits/budget token uncopied · "
+            f"overlap {100 * (r.get('brief_overlap') or 0):.0f}% · {r.get('n_words', 0)} words{flag}")
+
+
+def _generate_many(brief, variant, template, sampler, cancel, alpha, strength, n, notes):
+    """Best of N: each draft streams with its live score and a progress line; then all, ranked, best shown."""
+    engine = POOL.get(variant, strength)
+    for u in writer.best_of(engine, brief, sampler, n, template, cancel, alpha, notes):
+        if not u.done:
+            r = _score_json(u, variant, strength)
+            live = (card.live_markdown(r), card.tokens_html(r)) if r else (gr.skip(), gr.skip())
+            yield u.text, f"**Writing {u.progress}.** {u.notice}".strip(), *live, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            continue
+        records = []
+        for x in u.ranked:
+            rec = _record(brief, x, variant, dataclasses.replace(sampler, seed=x.seed), template, alpha, strength)
+            rec["seed"], rec["notice"] = x.seed, x.notice + _notes_md(x.notes)
+            records.append(rec)
+        labels = [_rank_label(k, rec, sampler.max_tokens) for k, rec in enumerate(records, 1)]
+        best = records[0]
+        head = (f"**{u.progress}** (ranked by I over uncopied tokens per budget token; drafts restating the brief "
+                "go last). Open any below.")
+        yield (best["draft"], head + " " + best["notice"], *_outputs(best), best,
+               gr.update(choices=labels, value=labels[0], visible=True), records)
+
+
+def open_ranked(choice, records):
+    """Show one of the ranked drafts: its text, card, tokens and plot."""
+    if not choice or not records:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    k = int(choice.split(".", 1)[0]) - 1
+    rec = records[k]
+    return rec["draft"], rec["notice"], *_outputs(rec), rec
+
+
+def _generate(brief, variant, template, draft_text, last, sampler, cancel, continuing, alpha, strength, notes=True):
     prefix_ids = None
     if continuing:
         if not (draft_text or "").strip():
@@ -183,7 +240,7 @@ def _generate(brief, variant, template, draft_text, last, sampler, cancel, conti
         same = bool(last and last.get("ids")) and last.get("draft") == draft_text and last.get("variant") == variant and \
             last.get("template") == template and last.get("brief") == brief.to_dict()
         prefix_ids = last["ids"] if same else POOL.get(variant, strength).tokenize_text(draft_text)
-    for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, alpha, strength):
+    for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, alpha, strength, notes):
         if not u.done:
             r = _score_json(u, variant, strength)
             live = (card.live_markdown(r), card.tokens_html(r)) if r else (gr.skip(), gr.skip())
@@ -295,6 +352,7 @@ def export(record: dict, kind: str):
 def _api_answer(u, variant: str, strength: float) -> dict:
     return {"draft": u.text, "notes": u.notes, "notice": u.notice, "stop_reason": u.stop_reason,
             "model": variant, "guidance": u.guidance, "cqa_strength": strength if variant == CQA_LABEL else None,
+            "seed": u.seed,
             "score": _score_json(u, variant, strength)}
 
 
@@ -310,17 +368,28 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
               model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
               top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0,
               max_tokens: int | None = None, stop: str = "", guidance: float = 0.0,
-              cqa_strength: float = 1.0) -> dict:
+              cqa_strength: float = 1.0, n: int = 1, notes: bool = True) -> dict:
     """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "guidance", "cqa_strength",
-    "score": {... "tokens": [...]}}. max_tokens defaults to the model's own (200 for base; 1024 for CQA, whose
-    notes come first); guidance is brief guidance alpha (0-3), cqa_strength the CQA adapter's scale (0-2)."""
+    "seed", "score": {... "tokens": [...]}, "ranked": [every draft, best first]}. max_tokens defaults to the
+    model's own (200 for base; 1024 for CQA, whose notes come first); guidance is brief guidance alpha (0-3),
+    cqa_strength the CQA adapter's scale (0-2); n drafts (1-8, seeds seed..seed+n-1) are ranked by I over
+    uncopied tokens per budget token, drafts restating the brief last (assistant/ranking.py); notes=False makes
+    a CQA model write its passage at once."""
+    from assistant import ranking
     with user_error_messages():
         sampler, alpha, strength = _api_settings(model, temperature, top_p, top_k, min_p, repeat_penalty, seed,
                                                  max_tokens, stop, guidance, cqa_strength)
-        # the API answers with the finished draft only: the stream's last update
-        last = collections.deque(_stream(_brief(task, intent, audience, world, text_so_far), model, template,
-                                         sampler, None, None, alpha, strength), maxlen=1)[0]
-    return _api_answer(last, model, strength)
+        n = _n_drafts(n)
+        brief = _brief(task, intent, audience, world, text_so_far)
+        # the API answers with the finished drafts only: the stream's last update
+        best = collections.deque(writer.best_of(POOL.get(model, strength), brief, sampler, n, template, None, alpha,
+                                                bool(notes) or model != CQA_LABEL), maxlen=1)[0]
+    ranked = []
+    for u in best.ranked:
+        a = _api_answer(u, model, strength)
+        a["rank_score"] = ranking.rank_score(a["score"], sampler.max_tokens) if a["score"] else None
+        ranked.append(a)
+    return {**ranked[0], "ranked": ranked}
 
 
 def api_compare(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
@@ -384,6 +453,13 @@ def build() -> gr.Blocks:
                         strength = gr.Slider(0, MAX_STRENGTH, 1, step=0.05, label="CQA strength",
                                              info="the CQA adapter's scale: 0 = the base, 1 = as trained",
                                              visible=variants[-1] == CQA_LABEL, elem_id="cqa-strength")
+                    with gr.Row():
+                        n_drafts = gr.Slider(1, writer.MAX_DRAFTS, 1, step=1, label="Drafts",
+                                             info="write N drafts (seeds s, s+1, ...) and show them ranked",
+                                             elem_id="n-drafts")
+                        reason_first = gr.Checkbox(True, label="Reason first", visible=variants[-1] == CQA_LABEL,
+                                                   info="CQA writes its notes before the passage; off: the "
+                                                        "passage at once", elem_id="reason-first")
                     template = gr.Radio(["chat", "plain"], value="chat", label="Prompt template")
                     with gr.Accordion("Sampler", open=False):
                         sampler_in = [gr.Slider(0, 2, 0.8, step=0.05, label="Temperature"),
@@ -401,6 +477,8 @@ def build() -> gr.Blocks:
                         cont_btn = gr.Button("Continue")
                 with gr.Column(scale=1):
                     notice = gr.Markdown(elem_id="notice")
+                    ranked = gr.Radio([], label="Drafts, best first", visible=False, elem_id="ranked")
+                    batch = gr.State([])
                     draft = gr.Textbox(label="Draft", lines=10, interactive=True, elem_id="draft")
                     card_md = gr.Markdown(elem_id="score-card")
                     tokens = gr.HTML(elem_id="token-view")
@@ -410,9 +488,11 @@ def build() -> gr.Blocks:
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
             model.change(_max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_visibility="private")
-            model.change(lambda v: gr.update(visible=v == CQA_LABEL), model, strength, api_visibility="private")
-            ins = [*brief_in, model, template, alpha, strength, draft, last, *sampler_in]
-            outs = [draft, notice, card_md, tokens, plot, last]
+            model.change(lambda v: (gr.update(visible=v == CQA_LABEL),) * 2, model, [strength, reason_first],
+                         api_visibility="private")
+            ins = [*brief_in, model, template, alpha, strength, n_drafts, reason_first, draft, last, *sampler_in]
+            outs = [draft, notice, card_md, tokens, plot, last, ranked, batch]
+            ranked.input(open_ranked, [ranked, batch], outs[:6], api_visibility="private")
             gen_ev = gen_btn.click(generate, ins, outs, api_visibility="private")
             regen_ev = regen_btn.click(lambda s: int(s or 0) + 1, sampler_in[5], sampler_in[5],
                                        api_visibility="private").then(generate, ins, outs, api_visibility="private")

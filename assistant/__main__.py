@@ -57,10 +57,18 @@ def cmd_draft(args) -> int:
         raise SamplerError("; ".join(problems))
     eng = Engine.load(args.model, lora_path=args.adapter, strength=args.strength, n_threads=args.threads,
                       n_ctx=args.n_ctx)
-    end = writer.complete(eng, brief, sampler, args.template, guidance=args.guidance, notes=not args.no_notes)
-    out = {"draft": end.text, "notes": end.notes, "notice": end.notice, "stop_reason": end.stop_reason,
-           "guidance": args.guidance, "cqa_strength": args.strength if args.adapter else None,
-           "sampler": sampler.to_dict(), "score": end.result.to_json() if end.result else None, "model": eng.info()}
+    from . import ranking
+    end = None
+    for end in writer.best_of(eng, brief, sampler, args.n, args.template, guidance=args.guidance,
+                              notes=not args.no_notes):
+        continue
+
+    def answer(u):
+        score = u.result.to_json() if u.result else None
+        return {"draft": u.text, "notes": u.notes, "notice": u.notice, "stop_reason": u.stop_reason, "seed": u.seed,
+                "score": score, "rank_score": ranking.rank_score(score, sampler.max_tokens) if score else None}
+    out = {**answer(end), "guidance": args.guidance, "cqa_strength": args.strength if args.adapter else None,
+           "sampler": sampler.to_dict(), "model": eng.info(), "ranked": [answer(u) for u in end.ranked]}
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=1))
     else:
@@ -127,6 +135,7 @@ def main(argv=None) -> int:
     d.add_argument("--strength", type=float, default=1.0, help="the adapter's scale, 0-2 (default 1)")
     d.add_argument("--guidance", type=float, default=0.0, help="brief guidance alpha, 0-3 (default 0: plain sampling)")
     d.add_argument("--no-notes", action="store_true", help="a CQA model writes the passage at once, no notes first")
+    d.add_argument("--n", type=int, default=1, help="best of N drafts (1-8; seeds seed..seed+N-1), ranked")
     d.add_argument("--template", default="chat", choices=["chat", "plain"], help="prompt format")
     for flag, typ, default in (("--temperature", float, 0.8), ("--top-p", float, 0.95), ("--top-k", int, 40),
                                ("--min-p", float, 0.05), ("--repeat-penalty", float, 1.1), ("--seed", int, 0),

@@ -15,8 +15,11 @@ COLOUR_SCALE_BITS = 6.0  # |i_t| at which a token's colour saturates
 
 def live_markdown(result: dict) -> str:
     """The score while the draft streams: one line."""
+    overlap = result.get("brief_overlap")
     return (f"**Calibrated surprise so far: {result['I_per_token']:.2f} bits/token** ({result['I']:.0f} bits over "
-            f"{result['n_tokens']} tokens; without copied spans {result['I_uncopied_per_token']:.2f}) · writing…")
+            f"{result['n_tokens']} tokens; without copied spans {result['I_uncopied_per_token']:.2f}"
+            + (f"; restates the brief: {100 * overlap:.0f} % of word pairs" if overlap is not None else "")
+            + ") · writing…")
 
 
 def card_markdown(result: dict, label: str = "") -> str:
@@ -33,6 +36,7 @@ def card_markdown(result: dict, label: str = "") -> str:
         f"({r['H_X']:.0f} bits): how unexpected the text is to a reader who knows nothing of the brief.",
         f"- **Surprise given the brief, H(X|Y):** {r['H_X_given_Y_per_token']:.2f} bits/token "
         f"({r['H_X_given_Y']:.0f} bits): how unexpected it is to a reader who knows the brief. Low is good.",
+        _overlap_line(r) +
         f"- **Copied from the brief:** {r['n_copied']} tokens carry {r['I_copied']:.0f} bits of I. "
         f"Without them, I = {r['I_uncopied_per_token']:.2f} bits/token: repeating the brief's words "
         "earns nothing here.",
@@ -40,6 +44,14 @@ def card_markdown(result: dict, label: str = "") -> str:
         f"{c['cliche']} cliché, {c['plain']} plain.",
         f"- Prompt template: `{r.get('template', '?')}`." + _written_with(r),
     ])
+
+
+def _overlap_line(r: dict) -> str:
+    """Brief overlap and length, in words: the guard against a draft that restates the brief."""
+    if r.get("brief_overlap") is None:
+        return ""
+    return (f"- **Restates the brief: {100 * r['brief_overlap']:.0f} % of word pairs** ({r['n_words']} words). "
+            "I rises when a text repeats the brief's own words, so read a high I beside this.\n")
 
 
 def _written_with(r: dict) -> str:

@@ -11,6 +11,12 @@ Worked example (tests/test_copying.py asserts it)::
     [False, False, False, False]
     >>> copied_words("the lamp room smelled of paraffin", "the lamp room smelled")
     [True, True, True, True, False, False]
+
+Brief overlap, the guard that does not come from I: the share of the text's word bigrams (lower-cased,
+punctuation dropped) that occur in the brief::
+
+    >>> brief_overlap("The lamp room, at last, smelled.", "The lamp room smelled of oil")   # 2 of 5 bigrams
+    0.4
 """
 from __future__ import annotations
 
@@ -62,3 +68,18 @@ def copied_tokens(token_offsets: list[tuple[int, int]], text: str, brief: str,
 
 def _ngrams(seq: list[str], n: int):
     return (seq[k:k + n] for k in range(len(seq) - n + 1))
+
+
+def brief_overlap(text: str, brief: str) -> float | None:
+    """Share of `text`'s word bigrams found among `brief`'s (None when the text has fewer than 2 words)."""
+    tw = [w for w, _, _ in _words(text)]
+    bw = [w for w, _, _ in _words(brief)]
+    grams = list(zip(tw, tw[1:]))
+    if not grams:
+        return None
+    known = set(zip(bw, bw[1:]))
+    return sum(g in known for g in grams) / len(grams)
+
+
+def n_words(text: str) -> int:
+    return len(_words(text))

@@ -31,7 +31,9 @@ class ScoredText:
 
     def to_json(self) -> dict:
         s = self.score
-        d = {"text": self.text, "template": self.template, **s.summary()}
+        d = {"text": self.text, "template": self.template, **s.summary(),
+             "brief_overlap": copying.brief_overlap(self.text, self.prompts.brief_text),
+             "n_words": copying.n_words(self.text)}
         d["tokens"] = [{"token": p, "s0": float(a), "sY": float(b), "i": float(a - b), "copied": bool(c),
                         "class": k}
                        for p, a, b, c, k in zip(self.pieces, s.s0, s.sY, s.copied, s.classes)]

@@ -11,6 +11,7 @@ writes notes first: they are not scored; the readers start at its passage, under
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -37,6 +38,8 @@ class Update:
     notes: str = ""                # a CQA-tuned model's reasoning, shown apart from the passage
     guidance: float = 0.0          # the alpha that wrote it (the score is always the unguided readers')
     progress: str = ""             # e.g. "draft 2 of 4"
+    ranked: list["Update"] | None = None   # best-of-N: every finished draft, best first (the first is this one)
+    seed: int | None = None
 
 
 # Why a tuned model's draft holds notes but no passage yet, by how the draft ended.
@@ -239,6 +242,40 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
     w = _Writer(engine, brief_used, sampler, template, guidance, prefix_ids, notes)
     yield Update(w.head, notice=notice, guidance=guidance)
     yield from w.run(cancel, notice)
+
+
+MAX_DRAFTS = 8
+
+
+def best_of(engine: Engine, brief: Brief, sampler: Sampler, n: int, template: str = "chat",
+            cancel: threading.Event | None = None, guidance: float = 0.0, notes: bool = True) -> Iterator[Update]:
+    """N drafts of one brief (seeds s, s+1, ...), each streamed with its live score and a progress line, then
+    the last update: the best by `ranking.rank` with `ranked` holding every finished draft, best first.
+    Stop (cancel) ends the batch and keeps the drafts already finished."""
+    from . import ranking
+
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_DRAFTS:
+        raise BriefError(f"drafts: {n!r} must be a whole number from 1 to {MAX_DRAFTS}")
+    finished: list[Update] = []
+    for k in range(n):
+        if cancel is not None and cancel.is_set():
+            break
+        s = dataclasses.replace(sampler, seed=sampler.seed + k)
+        progress = f"draft {k + 1} of {n}"
+        last = None
+        for u in write(engine, brief, s, template, cancel, guidance=guidance, notes=notes):
+            u.progress, u.seed = progress, s.seed
+            last = u
+            if not u.done:
+                yield u
+        if last is not None and (last.stop_reason != "cancelled" or k == 0 or last.result is not None):
+            finished.append(last)
+    order = ranking.rank([u.result.to_json() if u.result else None for u in finished], sampler.max_tokens)
+    ranked = [finished[i] for i in order]
+    if not ranked:
+        return
+    best = dataclasses.replace(ranked[0], ranked=ranked, progress=f"{len(ranked)} of {n} drafts, best first")
+    yield best
 
 
 def complete(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat", **kw) -> Update:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from assistant import copying
+
 from . import stats, textstats
 from .pairs import BriefRecord, files_info, load_briefs
 from .runner import (DATA, EvalError, ScoreCache, Variant, close_engine, default_cache_path, parse_adapters,
@@ -200,7 +202,7 @@ def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[R
     return {"drafts": drafts, "timing": timing}
 
 
-def summarise(drafts: list[dict], variants: list[str], readers: list[str]) -> dict:
+def summarise(drafts: list[dict], variants: list[str], readers: list[str], by_id: dict | None = None) -> dict:
     """Per variant: text statistics and per-reader mean scores; per adapter: paired test vs base."""
     out = {"summary": {}, "vs_base": {}}
     for v in variants:
@@ -216,7 +218,10 @@ def summarise(drafts: list[dict], variants: list[str], readers: list[str]) -> di
              "notes_tokens": stats.mean(d.get("notes_tokens", 0) for d in ds if d.get("notes")) if any(
                  d.get("notes") for d in ds) else None,
              "distinct_2": stats.mean(per), "distinct_2_pooled": textstats.distinct_n(ws, 2),
-             "repetition_rate": stats.mean(reps), "readers": {}}
+             "repetition_rate": stats.mean(reps),
+             "brief_overlap": stats.mean(x for x in (copying.brief_overlap(d["text"], _brief(by_id[d["brief"]]).text())
+                                                     for d in ds) if x is not None) if by_id else None,
+             "readers": {}}
         for r in readers:
             sc = [d["scores"][r] for d in ds if d["scores"].get(r)]
             s["readers"][r] = {"n_scored": len(sc), **{f: stats.mean(x[f] for x in sc) for f in SCORE_FIELDS}}
@@ -266,7 +271,7 @@ def run_generate(args) -> list[Path]:
               "briefs_files": files_info(files), "n_briefs": len(briefs),
               "model": {"name": variants[0].model, "path": variants[0].model_path, "sha256": variants[0].model_sha256},
               "adapters": [{"name": v.name, "path": v.adapter_path, "sha256": v.adapter_sha256} for v in variants[1:]],
-              **summarise(res["drafts"], names, rnames), "drafts": res["drafts"],
+              **summarise(res["drafts"], names, rnames, {b.id: b for b in briefs}), "drafts": res["drafts"],
               "machine": rep.machine_info(), "timing": {**res["timing"], "total": time.perf_counter() - t0},
               "created": rep.now()}
     out = Path(args.out)

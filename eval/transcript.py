@@ -34,9 +34,10 @@ def markdown_summary(result: dict) -> str:
             "Tokens and words count the passage; a tuned model's notes come before it and are counted apart.", ""]
     stat = [("n", "d"), ("with_notes", ".0%"), ("notes_tokens", ".0f"), ("passage_header_added", ".0%"),
             ("with_passage", ".0%"), ("tokens", ".0f"), ("words", ".0f"), ("stopped_at_eos", ".0%"),
-            ("distinct_2", ".3f"), ("distinct_2_pooled", ".3f"), ("repetition_rate", ".3f")]
+            ("distinct_2", ".3f"), ("distinct_2_pooled", ".3f"), ("repetition_rate", ".3f"), ("brief_overlap", ".1%")]
     out += md_table(["variant", "drafts", "with notes", "notes tokens", "'Passage:' added", "with a passage", "tokens",
-                     "words", "ended by EOS", "distinct-2", "distinct-2 (pooled)", "repetition (seq-rep-4)"],
+                     "words", "ended by EOS", "distinct-2", "distinct-2 (pooled)", "repetition (seq-rep-4)",
+                     "brief overlap (word pairs)"],
                     [[v] + [_f(result["summary"][v].get(k), fmt) for k, fmt in stat] for v in variants])
     read = [("I_per_token", "+.3f"), ("I_uncopied_per_token", "+.3f"), ("H_X_per_token", ".3f"),
             ("H_X_given_Y_per_token", ".3f")]

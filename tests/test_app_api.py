@@ -189,6 +189,7 @@ BAD = [
     ("/draft", dict(task="t", temperature=5, guidance=-1, cqa_strength=9),
      r"temperature 5 must be between 0 and 2; guidance -1 must be between 0 and 3; CQA strength 9 must be "
      r"between 0 and 2"),
+    ("/draft", dict(task="t", n=9), r"drafts: 9 must be a whole number from 1 to 8"),
     ("/compare", dict(task="t", guidance=3.5, cqa_strength=-0.1),
      r"guidance 3.5 must be between 0 and 3; CQA strength -0.1 must be between 0 and 2"),
 ]
@@ -244,7 +245,7 @@ def _sse_error(stream: str) -> str:
 
 
 def test_lone_surrogates_get_a_clear_error(server, api):
-    body = b'{"data": ["Write \\ud800 a line", "", "", "", "", "base", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, "", 0, 1]}'
+    body = b'{"data": ["Write \\ud800 a line", "", "", "", "", "base", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, "", 0, 1, 1, true]}'
     status, stream = _raw_call(server, "draft", body)
     assert status == 200 and "event: error" in stream
     assert _sse_error(stream) == ("task has an invalid character (a lone surrogate) at position 6: "
@@ -256,12 +257,12 @@ def test_lone_surrogates_get_a_clear_error(server, api):
 
 
 def test_non_finite_numbers_get_a_clear_error(server, api):
-    body = b'{"data": ["Write a line", "", "", "", "", "base", "chat", NaN, 0.95, 40, 0.05, 1.1, Infinity, 8, "", 0, 1]}'
+    body = b'{"data": ["Write a line", "", "", "", "", "base", "chat", NaN, 0.95, 40, 0.05, 1.1, Infinity, 8, "", 0, 1, 1, true]}'
     status, stream = _raw_call(server, "draft", body)
     assert status == 200
     assert _sse_error(stream) == "temperature: must be a number, got nan; seed: must be a number, got inf"
     body = (b'{"data": ["Write a line", "", "", "", "", "CQA", "chat", 0.8, 0.95, 40, 0.05, 1.1, 0, 8, "", '
-            b'NaN, Infinity]}')
+            b'NaN, Infinity, 1, true]}')
     status, stream = _raw_call(server, "draft", body)
     assert _sse_error(stream) == "guidance: must be a number, got nan; CQA strength: must be a number, got inf"
     assert_still_serving(api)
@@ -292,3 +293,17 @@ def test_invalid_utf8_is_refused_without_a_server_error(server, api):
 def test_server_keeps_serving_after_bad_input(api, server):
     assert_still_serving(api)
     assert server.alive()
+
+
+def test_best_of_n_returns_a_ranked_list(api):
+    d = api.draft(**BRIEF, max_tokens=12, seed=5, n=3)
+    ranked = d["ranked"]
+    assert len(ranked) == 3 and sorted(r["seed"] for r in ranked) == [5, 6, 7]
+    assert d["draft"] == ranked[0]["draft"] and d["seed"] == ranked[0]["seed"]
+    for r in ranked:
+        check_score(r["score"], r["draft"])
+        assert r["score"]["brief_overlap"] is None or 0 <= r["score"]["brief_overlap"] <= 1
+    clean = [r for r in ranked if (r["score"]["brief_overlap"] or 0) <= 0.15]
+    assert [r["rank_score"] for r in clean] == sorted((r["rank_score"] for r in clean), reverse=True)
+    single = api.draft(**BRIEF, max_tokens=12, seed=6)
+    assert single["draft"] == next(r["draft"] for r in ranked if r["seed"] == 6) and len(single["ranked"]) == 1

@@ -224,6 +224,27 @@ def test_write_tab_scores_live_while_the_draft_streams(page, artifacts):
     set_number(pg, "Brief guidance", 0)
 
 
+def test_best_of_n_shows_the_drafts_ranked_and_opens_any(page, artifacts):
+    pg, write = page, page.locator("#write-tab")
+    write.get_by_label("base", exact=True).check()
+    set_max_tokens(pg, 16)
+    set_number(pg, "Drafts", 3)
+    button(pg, "Generate").click()
+    ranked = pg.locator("#ranked")
+    expect(ranked).to_be_visible(timeout=2 * STEP_MS)
+    options = ranked.get_by_role("radio")
+    expect(options).to_have_count(3)
+    expect(pg.locator("#notice")).to_contain_text("3 of 3 drafts, best first")
+    labels = [ranked.locator("label").nth(k).inner_text() for k in range(3)]
+    assert [lab.split(".")[0] for lab in labels] == ["1", "2", "3"] and all("seed" in lab for lab in labels)
+    first = pg.locator("#draft textarea").input_value()
+    ranked.locator("label").nth(2).click()
+    expect(pg.locator("#draft textarea")).not_to_have_value(first, timeout=STEP_MS)
+    expect(pg.locator("#score-card")).to_contain_text("Restates the brief")
+    pg.screenshot(path=artifacts / "browser-best-of-n.png", full_page=True)
+    set_number(pg, "Drafts", 1)
+
+
 def test_compare_tab_streams_both_and_says_which_scored_higher(page, artifacts):
     pg = page
     set_max_tokens(pg, 32)

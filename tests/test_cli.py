@@ -75,6 +75,9 @@ def test_draft_json_with_guidance_and_the_cqa_adapter(tmp_path):
     assert out["guidance"] == 1.5 and out["cqa_strength"] is None and out["sampler"]["seed"] == 3
     assert out["draft"] and out["score"]["n_tokens"] == len(out["score"]["tokens"]) >= 1
     assert "".join(t["token"] for t in out["score"]["tokens"]) == out["draft"]
+    r = run("draft", "--brief", str(brief), "--n", "2", "--max-tokens", "8", "--seed", "4", "--json", "--threads", THREADS)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and sorted(x["seed"] for x in out["ranked"]) == [4, 5] and out["draft"] == out["ranked"][0]["draft"]
     r = run("draft", "--brief", str(brief), "--adapter", "models/cqa/adapter.gguf", "--strength", "0.5",
             "--no-notes", "--max-tokens", "12", "--json", "--threads", THREADS)
     out = json.loads(r.stdout)

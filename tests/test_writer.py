@@ -182,3 +182,27 @@ def test_brief_control_strings_stay_text(base):
     _, end = run(base, brief=bad, sampler=Sampler(max_tokens=12, seed=1))
     assert end.result is not None
     assert writer.score(base, bad, "The lamp was lit.").score.n_tokens > 0
+
+
+def test_best_of_n_ranks_every_draft_and_stop_keeps_the_finished_ones(base):
+    from assistant import ranking
+    s = Sampler(seed=20, max_tokens=16)
+    ups = list(writer.best_of(base, BRIEF, s, 3))
+    progress = [u.progress for u in ups[:-1]]
+    assert "draft 1 of 3" in progress and "draft 3 of 3" in progress
+    best = ups[-1]
+    assert best.done and [u.seed for u in sorted(best.ranked, key=lambda u: u.seed)] == [20, 21, 22]
+    scores = [u.result.to_json() for u in best.ranked]
+    assert ranking.rank(scores, 16) == [0, 1, 2] and best.text == best.ranked[0].text
+    # each draft is the one a single draft with its seed gives
+    alone = writer.complete(base, BRIEF, Sampler(seed=best.ranked[1].seed, max_tokens=16))
+    assert alone.text == best.ranked[1].text
+    cancel = threading.Event()
+    done = []
+    for u in writer.best_of(base, BRIEF, s, 3, cancel=cancel):
+        if u.progress == "draft 2 of 3":
+            cancel.set()
+        done.append(u)
+    assert done[-1].ranked is not None and 1 <= len(done[-1].ranked) <= 2
+    with pytest.raises(writer.BriefError, match="drafts: 9 must be a whole number from 1 to 8"):
+        list(writer.best_of(base, BRIEF, s, 9))
