@@ -5,6 +5,7 @@
     python -m eval crosscheck --out eval/out/crosscheck
     python -m eval validate eval/data/pairs_literary.jsonl eval/data/briefs.jsonl
     python -m eval choose models/cqa/eval/report.json       # which epoch ships, by the README's rule
+    python -m eval grid --cqa cqa=models/cqa/adapter.gguf --passage p=PATH --out eval/results/generate-grid
 
 Errors are one line (per problem) on stderr and exit status 1; never a traceback.
 """
@@ -64,6 +65,14 @@ def cmd_generate(args) -> int:
     from .generate import run_generate
 
     paths = run_generate(args)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from .grid_report import run_grid
+
+    paths = run_grid(args)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -133,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"extra tokens an adapter may spend on its notes before the passage (default {NOTES_TOKENS})")
     g.add_argument("--temperature", type=float, default=0.8)
     _common(g, "generate")
+    from .grid_report import add_parser as add_grid
+    add_grid(sub, _common).set_defaults(func=cmd_grid)
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("crosscheck", help="the scorer through llama.cpp vs transformers on the same GGUF")

@@ -1,0 +1,166 @@
+"""`python -m eval grid`: resolve writers and readers, run the grid (eval/grid.py), write report.json, report.md,
+grid.png (reader I and brief overlap vs alpha per writer) and transcript.md (a few briefs side by side).
+
+    python -m eval grid --cqa cqa=models/cqa/adapter.gguf --passage passage=PATH --out eval/results/generate-grid
+"""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+from . import grid
+from . import report as rep
+from .generate import NOTES_TOKENS, _brief, resolve_readers
+from .pairs import files_info, load_briefs
+from .report import md_table
+from .runner import DATA, EvalError, ScoreCache, default_cache_path, parse_adapters, resolve_variants
+
+TRANSCRIPT_BRIEFS = 3
+
+
+def writers_from_args(args) -> tuple[list[grid.GridWriter], object]:
+    cqa = parse_adapters(args.cqa)
+    passage = parse_adapters(args.passage)
+    variants = resolve_variants(args.model, cqa + passage)
+    by_name = {v.name: v for v in variants}
+    out = [grid.GridWriter("base", None)]
+    for name, _ in cqa:
+        v = by_name[name]
+        out += [grid.GridWriter(f"{name}+notes", v.adapter_path, v.adapter_sha256, True),
+                grid.GridWriter(f"{name}-notes", v.adapter_path, v.adapter_sha256, False)]
+    for name, _ in passage:
+        v = by_name[name]
+        out.append(grid.GridWriter(name, v.adapter_path, v.adapter_sha256, False))
+    return out, variants[0]
+
+
+def markdown(result: dict) -> str:
+    s, readers = result["summary"], [r["name"] for r in result["readers"]]
+    out = ["# Generation grid", "", f"- briefs: {result['n_briefs']} ({', '.join(f['path'] for f in result['briefs_files'])}); "
+           f"passage budget {result['sampler']['max_tokens']} tokens; notes budget {result['notes_tokens']}; "
+           f"temperature {result['sampler']['temperature']}",
+           "- readers (wrote and picked nothing): " + ", ".join(f"{r['name']} ({r['template']})" for r in result["readers"]),
+           f"- reference: {grid.REFERENCE}; p: one-sided Wilcoxon vs the reference, paired by brief, Holm over the grid",
+           "- time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["timing"].items()), ""]
+    head = ["setting", "with passage", "words", "brief overlap", "distinct-2", "seq-rep-4", "s/draft"]
+    rows = []
+    for label, v in s.items():
+        row = [label, rep._pct(v["with_passage"]), rep._f(v["words"], ".0f"), rep._pct(v["brief_overlap"]),
+               rep._f(v["distinct_2"], ".3f"), rep._f(v["repetition_rate"], ".3f"), rep._f(v["seconds"], ".1f")]
+        for r in readers:
+            x = v["readers"][r]
+            vs = x.get("vs_reference", {})
+            row += [rep._f(x["I_uncopied_per_token"]), rep._f(x["I_uncopied_budget"]), rep._f(vs.get("mean")),
+                    rep._p(vs.get("p_holm")), rep._f(vs.get("cohens_d"), "+.2f")]
+        rows.append(row)
+    for r in readers:
+        head += [f"{r}: I uncopied/token", f"{r}: I uncopied/budget", "Δ vs ref", "p (Holm)", "d_z"]
+    out += md_table(head, rows)
+    c = result["choice"]
+    out += ["", "## The rule's choice", "", f"**{c['setting']}**: {c['why']}.", ""]
+    out += [f"- {k}: {v}" for k, v in c["reasons"].items()]
+    out += ["", "Drafts side by side: [transcript.md](transcript.md); plot: grid.png."]
+    return "\n".join(out) + "\n"
+
+
+def transcript(result: dict) -> str:
+    rows = result["rows"]
+    briefs = list(dict.fromkeys(r["brief"] for r in rows))[:TRANSCRIPT_BRIEFS]
+    out = ["# Grid transcripts", ""]
+    for b in briefs:
+        out += [f"## {b}", ""]
+        for r in rows:
+            if r["brief"] == b:
+                ov = "–" if r["brief_overlap"] is None else f"{100 * r['brief_overlap']:.0f} %"
+                out += [f"### {r['writer']} α={r['alpha']:g} N={r['n']} (seed {r['seed']}, overlap {ov})", "",
+                        r["text"].strip() or "*(no passage)*", ""]
+    return "\n".join(out) + "\n"
+
+
+def plot(result: dict) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["summary"]
+    reader = result["choice_reader"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+    for w in dict.fromkeys(v["writer"] for v in s.values()):
+        pts = sorted((v["alpha"], v) for v in s.values() if v["writer"] == w and v["n"] == 1)
+        a.plot([p[0] for p in pts], [p[1]["readers"][reader]["I_uncopied_per_token"] for p in pts], marker="o", label=w)
+        b.plot([p[0] for p in pts], [p[1]["brief_overlap"] for p in pts], marker="o", label=w)
+    a.set_xlabel("brief guidance α")
+    a.set_ylabel(f"I over uncopied tokens, bits/token ({reader})")
+    b.set_xlabel("brief guidance α")
+    b.set_ylabel("brief overlap (share of word pairs)")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def run_grid(args) -> list[Path]:
+    from assistant.sampler import Sampler
+
+    from .generate import engine_openers
+
+    files = args.briefs or [DATA / "briefs.jsonl"]
+    briefs = load_briefs(files)[: args.limit or None]
+    writers, base = writers_from_args(args)
+    readers, notes = resolve_readers(args.reader, base, args.template)
+    if not readers:
+        raise EvalError("no reader: the grid needs at least the base model to read the drafts")
+    alphas = tuple(args.alphas) if args.alphas else grid.DEFAULT_ALPHAS
+    best_of = tuple(args.best_of) if args.best_of else grid.DEFAULT_BEST_OF
+    if 1 not in best_of or any(n < 1 for n in best_of):
+        raise EvalError("--best-of must include 1 (the reference) and hold only whole numbers >= 1")
+    sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
+    cache = ScoreCache(None if args.no_cache else (args.cache or default_cache_path()))
+    from assistant.engine import Engine
+    _, open_reader = engine_openers(args.template, args.threads)
+
+    def open_writer(w: grid.GridWriter):
+        return grid.EngineGridWriter(Engine.load(args.model, lora_path=w.adapter, n_threads=args.threads), args.template)
+
+    t0 = time.perf_counter()
+    res = grid.run(briefs, writers, alphas, best_of, readers, sampler, cache, open_writer, open_reader,
+                   args.notes_tokens, progress=not args.quiet, brief_of=_brief)
+    all_settings = grid.settings(writers, alphas, best_of)
+    names = [r.name for r in readers]
+    summary = grid.summarise(res["rows"], names, all_settings)
+    chooser = names[1] if len(names) > 1 else names[0]     # the outside reader (Gemma) when installed
+    result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in readers], "notes": notes,
+              "alphas": list(alphas), "best_of": list(best_of), "sampler": sampler.to_dict(),
+              "notes_tokens": args.notes_tokens, "briefs_files": files_info(files), "n_briefs": len(briefs),
+              "summary": summary, "choice_reader": chooser, "choice": grid.choose(summary, chooser),
+              "rows": res["rows"], "timing": {**res["timing"], "total": time.perf_counter() - t0},
+              "machine": rep.machine_info(), "created": rep.now(),
+              "command": "python -m eval grid " + " ".join(getattr(args, "argv", []) or [])}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep.write_json(result, out / "report.json")
+    rep.write_atomic(out / "report.md", markdown(result))
+    rep.write_atomic(out / "transcript.md", transcript(result))
+    rep.write_atomic(out / "grid.png", plot(result))
+    return [out / f for f in ("report.json", "report.md", "transcript.md", "grid.png")]
+
+
+def add_parser(sub, common) -> None:
+    g = sub.add_parser("grid", help="writers x guidance x best-of-N on held-out briefs, read by outside readers")
+    g.add_argument("--cqa", action="extend", nargs="+", default=[], metavar="NAME=PATH",
+                   help="an adapter that reasons first: written with its notes and without")
+    g.add_argument("--passage", action="extend", nargs="+", default=[], metavar="NAME=PATH",
+                   help="a passage-only adapter (no notes)")
+    g.add_argument("--alphas", type=float, nargs="+", default=None, help=f"guidance values (default {grid.DEFAULT_ALPHAS})")
+    g.add_argument("--best-of", type=int, nargs="+", default=None, help=f"N values (default {grid.DEFAULT_BEST_OF})")
+    g.add_argument("--briefs", action="extend", nargs="+", type=Path, default=[], metavar="FILE")
+    g.add_argument("--limit", type=int, default=None, help="only the first N briefs")
+    g.add_argument("--reader", action="extend", nargs="+", default=[], metavar="MODEL")
+    g.add_argument("--max-tokens", type=int, default=160, help="passage tokens per draft at most")
+    g.add_argument("--notes-tokens", type=int, default=NOTES_TOKENS)
+    g.add_argument("--temperature", type=float, default=0.8)
+    common(g, "generate-grid")
+    return g

@@ -1,0 +1,93 @@
+"""The generation grid on fake writers and readers: picks, pairing, Holm, the rule as code, resuming."""
+import doctest
+
+from assistant.brief import Brief
+from assistant.sampler import Sampler
+from eval import grid
+from eval.generate import ReaderSpec
+from eval.pairs import BriefRecord
+from eval.runner import ScoreCache
+
+BRIEFS = [BriefRecord(f"b{k}", "fable", {"task": f"Write {k}.", "intent": "the fox is kind", "audience": "a",
+                                          "world": "a fox and a crow", "text_so_far": ""}) for k in range(8)]
+WRITERS = [grid.GridWriter("base", None), grid.GridWriter("cqa-notes", "/a.gguf", "s" * 64, False)]
+READERS = [ReaderSpec("r", "fake", "/f.gguf", "a" * 64, "chat")]
+
+
+class Writer:
+    calls = 0
+
+    def __init__(self, w):
+        self.w = w
+
+    def draft(self, brief, sampler, alpha, notes, notes_tokens):
+        Writer.calls += 1
+        if alpha > 0.9:      # high guidance restates the brief
+            text = f"{brief.world} {brief.world} {brief.intent}"
+        else:
+            text = f"{self.w.name} seed {sampler.seed} wrote a tale of a red kite over the moor at dusk"
+        own = {"I_uncopied": 10.0 + sampler.seed + 5 * alpha, "brief_overlap": 0.6 if alpha > 0.9 else 0.0,
+               "I_per_token": 1.0}
+        return {"text": text, "n_tokens": 12, "stop_reason": "eos", "notes": "", "seconds": 1.0, "own_score": own}
+
+    def close(self):
+        """A fake holds nothing to free."""
+
+
+class Reader:
+    def __init__(self, r):
+        self.r = r
+
+    def score(self, brief, text):
+        gain = 0.5 if "cqa" in text else 0.0
+        if "fox" in text:
+            gain = 3.0   # restating the brief raises I under every reader
+        seed = int(text.split("seed ")[1].split()[0]) if "seed " in text else 0
+        k = int(brief.task.split()[1].rstrip("."))
+        i = 0.2 + gain * (1 + 0.1 * k) + 0.005 * seed
+        return {"n_tokens": 12, "I": 12 * i, "I_uncopied": 12 * i, "I_per_token": i, "I_uncopied_per_token": i}
+
+    def close(self):
+        """A fake holds nothing to free."""
+
+
+def _run(tmp_path):
+    cache = ScoreCache(tmp_path / "cache.json")
+    return grid.run(BRIEFS, WRITERS, (0.0, 0.5, 1.0), (1, 2), READERS, Sampler(max_tokens=12), cache, Writer, Reader,
+                    notes_tokens=0, progress=False, brief_of=lambda rec: Brief(**rec.fields))
+
+
+def test_docstring_rule_example():
+    assert doctest.testmod(grid).failed == 0
+
+
+def test_grid_picks_reads_pairs_and_the_rule_refuses_restatement(tmp_path):
+    Writer.calls = 0
+    res = _run(tmp_path)
+    assert Writer.calls == 2 * 3 * 8 * 2        # writers x alphas x briefs x seeds, each written once
+    rows = res["rows"]
+    assert len(rows) == 2 * 3 * 8 * 2            # x best-of values
+    n1 = [r for r in rows if r["n"] == 1]
+    assert all(r["seed"] == 0 for r in n1)
+    n2 = [r for r in rows if r["n"] == 2 and r["alpha"] == 0.0]
+    assert all(r["seed"] == 1 for r in n2) and all(r["seconds"] == 2.0 for r in n2)   # own score: seed 1 higher
+    s = grid.summarise(rows, ["r"], grid.settings(WRITERS, (0.0, 0.5, 1.0), (1, 2)))
+    ref = s["base α=0 N=1"]
+    assert "vs_reference" not in ref["readers"]["r"]
+    cqa = s["cqa-notes α=0 N=1"]["readers"]["r"]["vs_reference"]
+    assert cqa["n"] == 8 and abs(cqa["mean"] - 0.5 * 1.35) < 1e-9 and cqa["p_holm"] >= cqa["wilcoxon_p"]
+    parrot = s["base α=1 N=1"]
+    assert parrot["brief_overlap"] > 0.5 and parrot["readers"]["r"]["I_uncopied_per_token"] > 3
+    c = grid.choose(s, "r")
+    assert c["changed"] and c["setting"] == "cqa-notes α=0 N=1"     # cheaper than N=2, within the tie band
+    assert "brief_overlap" in c["reasons"]["base α=1 N=1"]
+    # resuming: a second run writes nothing new
+    Writer.calls = 0
+    again = _run(tmp_path)
+    assert Writer.calls == 0 and [r["text"] for r in again["rows"]] == [r["text"] for r in rows]
+
+
+def test_holm_adjusts_in_step_down_order():
+    s = {k: {"readers": {"r": {"vs_reference": {"wilcoxon_p": p}}}} for k, p in (("a", 0.01), ("b", 0.04), ("c", 0.03))}
+    grid.holm(s, "r")
+    assert [s[k]["readers"]["r"]["vs_reference"]["p_holm"] for k in "acb"] == [0.03, 0.06, 0.06]
