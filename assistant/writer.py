@@ -4,7 +4,7 @@
     >>> for update in write(eng, Brief(task="Open a ghost story"), Sampler(seed=1)):  # doctest: +SKIP
     ...     print(update.text, update.result and update.result.score.I_per_token)
 
-The draft and the readers of its score decode in lockstep (engine.DraftRun): every update can carry
+The draft and the readers of its score decode in lockstep (draft.DraftRun): every update can carry
 the score so far, and the last one carries the final score without another pass. A CQA-tuned model
 writes notes first: they are not scored; the readers start at its passage, under the brief alone
 (the same prompts as /score), so a passage scores the same whether it was written or pasted.
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .brief import NOTES_HEADER, PASSAGE_HEADER, Brief, BriefError, fit, split_notes
-from .engine import Draft, DraftRun, Engine, EngineError
+from .draft import Draft, DraftRun
+from .engine import Engine, EngineError
 from .sampler import Sampler
 from .scoring import ScoredText, from_logprobs, prompts_for, score_text
 

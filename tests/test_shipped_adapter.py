@@ -98,7 +98,7 @@ def test_tuned_model_reasons_first(base, tuned):
 def test_eval_generate_reads_the_tuned_models_passage_alone(tuned, monkeypatch):
     """eval generate's writer: the notes get their own budget, the passage is cut to the draft budget. The
     tokens are forced (the real model reads them), so the branch is reached on any machine."""
-    from assistant.engine import DraftRun
+    from assistant.draft import DraftRun
     from eval.generate import EngineWriter
 
     eot = tuned.tokenize_prompt("<|im_end|>")[0]

@@ -72,7 +72,8 @@ def test_append_is_atomic_keeps_earlier_lines_and_refuses_invalid(tmp_path):
 
 def test_suggest_steps_parses_the_cqa_models_notes(monkeypatch):
     from assistant.brief import Brief
-    from assistant.engine import DraftRun, Engine
+    from assistant.draft import DraftRun
+    from assistant.engine import Engine
     from assistant.pool import CQA_ADAPTER
 
     eng = Engine.load(n_threads=2).variant(CQA_ADAPTER)

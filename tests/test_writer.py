@@ -15,7 +15,8 @@ import pytest
 
 from assistant import writer
 from assistant.brief import NOTES_HEADER, Brief
-from assistant.engine import DraftRun, Engine
+from assistant.draft import DraftRun
+from assistant.engine import Engine
 from assistant.pool import CQA_ADAPTER
 from assistant.sampler import Sampler
 from assistant.scoring import prompts_for
