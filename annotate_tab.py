@@ -53,8 +53,9 @@ def _rows(n: int):
     return [gr.update(visible=i < n) for i in range(MAX_STEPS)]
 
 
-def build(path: Path, cqa_engine: Callable, error_context) -> None:
-    """The tab's layout and events, inside an open gr.Blocks; `cqa_engine()` gives the CQA Engine."""
+def build(path: Path, suggest: Callable, error_context) -> None:
+    """The tab's layout and events, inside an open gr.Blocks; `suggest(brief, passage)` gives candidate steps
+    (the backend's suggest_steps: the CQA model, in this process or on Ray)."""
     with gr.Tab("Annotate", elem_id="annotate-tab"):
         gr.Markdown(f"Add one annotation to **`{path}`** in the corpus format (`finetune/FORMAT.md`): the brief, "
                     "the passage, and 5-10 reasoning steps (the choice, quoted from the passage; the likelier "
@@ -115,7 +116,7 @@ def build(path: Path, cqa_engine: Callable, error_context) -> None:
                 b = Brief(**dict(zip(BRIEF_FIELDS, brief_values)))
                 if b.is_empty():
                     raise gr.Error("Fill in the brief first: the model suggests steps for a brief.")
-                steps = workbench.suggest_steps(cqa_engine(), b, passage_text or "")[:MAX_STEPS]
+                steps = suggest(b, passage_text or "")[:MAX_STEPS]
             if not steps:
                 raise gr.Error("The model's notes held no step in the expected form: try again (another seed "
                                "is used each time) or write the steps yourself.")

@@ -27,6 +27,7 @@ import gradio as gr
 from assistant import card, catalog, guidance
 from assistant.brief import Brief, BriefError
 from assistant.engine import EngineError
+from assistant.backend import LocalBackend
 from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler, SamplerError
 from assistant import writer
@@ -38,6 +39,7 @@ BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
 INT_FIELDS = ("top_k", "seed", "max_tokens")
 POOL = Pool()
+BACKEND = LocalBackend(POOL)      # in-process llama.cpp; `--ray` swaps in assistant.ray_backend.RayBackend
 ANNOTATIONS: Path | None = None   # the corpus file the Annotate tab appends to (--annotations); None hides it
 CANCEL: dict[str, threading.Event] = {}
 
@@ -154,8 +156,8 @@ def _outputs(record: dict):
 
 
 def _stream(brief, variant, template, sampler, cancel, prefix_ids=None, alpha=0.0, strength=1.0, notes=True):
-    engine = POOL.get(variant, strength)
-    yield from writer.write(engine, brief, sampler, template, cancel, prefix_ids, guidance=alpha, notes=notes)
+    yield from BACKEND.write(brief, sampler, variant=variant, strength=strength, template=template, cancel=cancel,
+                             prefix_ids=prefix_ids, guidance=alpha, notes=notes)
 
 
 @user_errors
@@ -203,8 +205,8 @@ def _rank_label(k: int, rec: dict, budget: int) -> str:
 
 def _generate_many(brief, variant, template, sampler, cancel, alpha, strength, n, notes):
     """Best of N: each draft streams with its live score and a progress line; then all, ranked, best shown."""
-    engine = POOL.get(variant, strength)
-    for u in writer.best_of(engine, brief, sampler, n, template, cancel, alpha, notes):
+    for u in BACKEND.best_of(brief, sampler, n, variant=variant, strength=strength, template=template, cancel=cancel,
+                             guidance=alpha, notes=notes):
         if not u.done:
             r = _score_json(u, variant, strength)
             live = (card.live_markdown(r), card.tokens_html(r)) if r else (gr.skip(), gr.skip())
@@ -239,7 +241,7 @@ def _generate(brief, variant, template, draft_text, last, sampler, cancel, conti
             raise gr.Error("There is no draft to continue: generate one first.")
         same = bool(last and last.get("ids")) and last.get("draft") == draft_text and last.get("variant") == variant and \
             last.get("template") == template and last.get("brief") == brief.to_dict()
-        prefix_ids = last["ids"] if same else POOL.get(variant, strength).tokenize_text(draft_text)
+        prefix_ids = last["ids"] if same else BACKEND.tokenize(draft_text, variant=variant, strength=strength)
     for u in _stream(brief, variant, template, sampler, cancel, prefix_ids, alpha, strength, notes):
         if not u.done:
             r = _score_json(u, variant, strength)
@@ -271,7 +273,7 @@ def stop(request: gr.Request = None):
 
 def _compare_stream(brief, template, sampler, alpha, strength, cancel=None):
     """Base then CQA on the same brief, seed, guidance: {variant: latest Update} after every token."""
-    if CQA_LABEL not in POOL.variants():
+    if CQA_LABEL not in BACKEND.variants():
         raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
     outs = {}
     for variant in (BASE_LABEL, CQA_LABEL):
@@ -328,12 +330,11 @@ def score_tab(*values):
     brief = _brief(*values[:n])
     variant, template, text_a, text_b = values[n:n + 4]
     _check_text({"Version A": text_a, "Version B": text_b})
-    engine = POOL.get(variant)
-    a = writer.score(engine, brief, text_a, template).to_json()
+    a = BACKEND.score(brief, text_a, variant=variant, template=template)
     outs_a = (card.card_markdown(a, "Version A"), card.tokens_html(a), card.surprisal_figure(a, "Version A"))
     if not (text_b or "").strip():
         return (*outs_a, "", "", "Paste a second version as B to compare.")
-    b = writer.score(engine, brief, text_b, template).to_json()
+    b = BACKEND.score(brief, text_b, variant=variant, template=template)
     return (*outs_a, card.card_markdown(b, "Version B"), card.tokens_html(b), card.comparison_markdown(a, b))
 
 
@@ -382,8 +383,9 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
         n = _n_drafts(n)
         brief = _brief(task, intent, audience, world, text_so_far)
         # the API answers with the finished drafts only: the stream's last update
-        best = collections.deque(writer.best_of(POOL.get(model, strength), brief, sampler, n, template, None, alpha,
-                                                bool(notes) or model != CQA_LABEL), maxlen=1)[0]
+        best = collections.deque(BACKEND.best_of(brief, sampler, n, variant=model, strength=strength,
+                                                 template=template, guidance=alpha,
+                                                 notes=bool(notes) or model != CQA_LABEL), maxlen=1)[0]
     ranked = []
     for u in best.ranked:
         a = _api_answer(u, model, strength)
@@ -403,7 +405,7 @@ def api_compare(task: str = "", intent: str = "", audience: str = "", world: str
         brief = _brief(task, intent, audience, world, text_so_far)
         answers = {}
         for variant in (BASE_LABEL, CQA_LABEL):
-            if variant == CQA_LABEL and CQA_LABEL not in POOL.variants():
+            if variant == CQA_LABEL and CQA_LABEL not in BACKEND.variants():
                 raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
             sampler, alpha, strength = _api_settings(variant, temperature, top_p, top_k, min_p, repeat_penalty,
                                                      seed, max_tokens, stop, guidance, cqa_strength)
@@ -421,7 +423,7 @@ def api_score(text: str, task: str = "", intent: str = "", audience: str = "", w
     with user_error_messages():
         _check_text({"text": text})
         brief = _brief(task, intent, audience, world, text_so_far)
-        return writer.score(POOL.get(model), brief, text, template).to_json()
+        return BACKEND.score(brief, text, variant=model, template=template)
 
 
 def _max_tokens_for(variant: str, current):
@@ -436,7 +438,7 @@ def build() -> gr.Blocks:
         gr.Markdown("# CQA writing assistant\nDescribe what you want; get drafts with a *calibrated surprise* "
                     "score: how much your brief explains words that would be surprising on their own.")
         last = gr.State({})
-        variants = POOL.variants()
+        variants = BACKEND.variants()
         with gr.Tab("Write", elem_id="write-tab"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -531,7 +533,7 @@ def build() -> gr.Blocks:
                             [card_a, tokens_a, plot_a, card_b, tokens_b, verdict], api_visibility="private")
         if ANNOTATIONS is not None:
             import annotate_tab
-            annotate_tab.build(ANNOTATIONS, lambda: POOL.get(CQA_LABEL), user_error_messages)
+            annotate_tab.build(ANNOTATIONS, BACKEND.suggest_steps, user_error_messages)
         gr.api(api_draft, api_name="draft")
         gr.api(api_compare, api_name="compare")
         gr.api(api_score, api_name="score")
@@ -554,15 +556,29 @@ def main(argv=None):
     p.add_argument("--queue-size", type=int, default=int(env("CQA_QUEUE_SIZE", "32")), help="requests that may wait")
     p.add_argument("--threads", type=int, default=int(env("CQA_THREADS", "0")) or None, help="CPU threads")
     p.add_argument("--n-ctx", type=int, default=int(env("CQA_N_CTX", "2048")), help="context window, tokens")
+    p.add_argument("--ray", default=env("CQA_RAY"), metavar="auto|ADDRESS",
+                   help="run the engine as Ray Serve replicas (auto: a running local cluster, else start one)")
+    p.add_argument("--replicas", type=int, default=int(env("CQA_REPLICAS", "2")), help="Ray: engine replicas")
+    p.add_argument("--replica-threads", type=int, default=int(env("CQA_REPLICA_THREADS", "1")),
+                   help="Ray: llama.cpp threads (and CPUs) per replica")
+    p.add_argument("--autoscale", type=float, nargs=3, metavar=("MIN", "MAX", "TARGET"), default=None,
+                   help="Ray: autoscale replicas between MIN and MAX at TARGET ongoing requests per replica")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    global POOL, ANNOTATIONS
+    global POOL, BACKEND, ANNOTATIONS
     ANNOTATIONS = Path(args.annotations) if args.annotations else None
-    POOL = Pool(PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx,
-                           cqa=not args.no_cqa))
+    config = PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx, cqa=not args.no_cqa)
+    POOL = Pool(config)
     try:
-        for variant in POOL.variants():  # load now: a bad model or adapter fails here, in one line
-            POOL.get(variant)
+        if args.ray:   # optional scale-out: Ray is imported only here
+            from assistant import ray_backend
+            serve_cfg = ray_backend.ServeConfig(
+                args.ray, args.replicas, float(args.replica_threads), args.replica_threads,
+                (int(args.autoscale[0]), int(args.autoscale[1]), args.autoscale[2]) if args.autoscale else None)
+            BACKEND = ray_backend.RayBackend(ray_backend.deploy(config, serve_cfg))
+        else:
+            BACKEND = LocalBackend(POOL)
+        BACKEND.load()   # load now: a bad model or adapter fails here, in one line
     except USER_ERRORS as e:
         raise SystemExit(f"error: {e}")
     demo = build()

@@ -41,6 +41,7 @@ class Update:
     progress: str = ""             # e.g. "draft 2 of 4"
     ranked: list["Update"] | None = None   # best-of-N: every finished draft, best first (the first is this one)
     seed: int | None = None
+    replica: int | None = None     # the process that wrote it (a Ray Serve replica's pid), for diagnostics
 
 
 # Why a tuned model's draft holds notes but no passage yet, by how the draft ended.
