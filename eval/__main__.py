@@ -45,7 +45,7 @@ def cmd_pairs(args) -> int:
     files = args.pairs or default_pairs_files()
     report, paths = evaluate_pairs(files, args.out, model=args.model, adapters=args.adapter, template=args.template,
                                    cache_path=_cache(args), n_threads=args.threads, limit=args.limit, group=args.group,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet, ray=args.ray)
     for g, s in report["groups"].items():
         line = ", ".join(f"{v}: {100 * s['validation_rate'][v]:.0f}% valid, mean ΔI {s['mean_delta_I'][v]:+.3f}"
                          for v in report["variants"])
@@ -126,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
                    help="pair files (JSON Lines); several are concatenated (default eval/data/pairs.jsonl)")
     p.add_argument("--group", choices=GROUPS, default=None, help="only this group's pairs")
     p.add_argument("--limit", type=int, default=None, help="only the first N pairs (a quick look)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="spread the scoring over Ray actors (one per CPU of the cluster, one thread each)")
     _common(p, "pairs")
     p.set_defaults(func=cmd_pairs)
 

@@ -199,26 +199,34 @@ def score_pairs(pairs: list[Pair], variants: list[Variant], open_reader: Callabl
         per_pair: dict[str, dict] = {}
         reader = None
         try:
-            for p in tqdm(pairs, desc=f"{v.name:>10}", unit="pair", file=sys.stderr, disable=not progress,
-                          leave=True, dynamic_ncols=True):
+            todo_items = []   # (pair, kinds, keys): what the cache does not hold yet
+            for p in pairs:
                 keys = {k: cache.key(v.model_sha256, v.adapter_sha256 or "", template, p.context, text)
                         for k, text in (("high", p.high), ("degraded", p.degraded))}
                 got = {k: cache.get(key) for k, key in keys.items()}
+                per_pair[p.id] = got
                 todo = [k for k in ("high", "degraded") if got[k] is None]
                 timing.texts_cached += 2 - len(todo)
                 if todo:
+                    todo_items.append((p, todo, keys))
+            if todo_items:
+                t_load = time.perf_counter()
+                reader = open_reader(v)
+                timing.load_seconds = time.perf_counter() - t_load
+                work = [(p.context, [getattr(p, k) for k in todo]) for p, todo, _ in todo_items]
+                bar = tqdm(total=len(work), desc=f"{v.name:>10}", unit="pair", file=sys.stderr, disable=not progress,
+                           leave=True, dynamic_ncols=True)
+                many = getattr(reader, "score_many", None)   # a reader that spreads the work (Ray) takes it all
+                results = many(work, bar.update) if many else (
+                    _tick(bar, reader.score_texts(ctx, texts)) for ctx, texts in work)
+                for (p, todo, keys), fresh in zip(todo_items, results):
                     timing.pairs_scored += 1
-                    if reader is None:
-                        t_load = time.perf_counter()
-                        reader = open_reader(v)
-                        timing.load_seconds = time.perf_counter() - t_load
-                    fresh = reader.score_texts(p.context, [getattr(p, k) for k in todo])
                     for k, summary in zip(todo, fresh):
                         cache.put(keys[k], summary)
-                        got[k] = summary
+                        per_pair[p.id][k] = summary
                         timing.texts_scored += 1
                         timing.tokens_scored += int(summary["n_tokens"])
-                per_pair[p.id] = got
+                bar.close()
         finally:
             if reader is not None:
                 reader.close()
@@ -228,6 +236,11 @@ def score_pairs(pairs: list[Pair], variants: list[Variant], open_reader: Callabl
         log.info("%s: %d texts scored, %d cached, %.1f s", v.name, timing.texts_scored, timing.texts_cached,
                  timing.seconds)
     return out
+
+
+def _tick(bar, value):
+    bar.update(1)
+    return value
 
 
 # ---- the `pairs` command ----------------------------------------------------------------------
@@ -245,7 +258,7 @@ def evaluate_pairs(pair_files: list[Path], out_dir: Path, *, model: str | None =
                    n_threads: int | None = None, limit: int | None = None, group: str | None = None,
                    progress: bool = True,
                    open_reader: Callable[[Variant], PairReader] | None = None,
-                   variants: list[Variant] | None = None) -> tuple[dict, list[Path]]:
+                   variants: list[Variant] | None = None, ray: str | None = None) -> tuple[dict, list[Path]]:
     """Load pairs, score them under every variant, write report.json/.md and delta.png."""
     from . import report as rep
     from .pairs import files_info, load_pairs
@@ -263,6 +276,10 @@ def evaluate_pairs(pair_files: list[Path], out_dir: Path, *, model: str | None =
         pairs = pairs[:limit]
     if variants is None:
         variants = resolve_variants(model, parse_adapters(adapters))
+    if ray and open_reader is None:   # spread over Ray actors, one CPU and one llama.cpp thread each
+        from .ray_pairs import ray_reader_factory
+        open_reader = ray_reader_factory(template, ray)
+        n_threads = 1
     open_reader = open_reader or engine_reader_factory(template, n_threads)
     t0 = time.perf_counter()
     result = score_pairs(pairs, variants, open_reader, template, ScoreCache(cache_path), progress)

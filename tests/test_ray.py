@@ -94,3 +94,4 @@ def test_a_replica_killed_mid_draft_is_retried_and_others_are_unaffected(backend
             break
         time.sleep(1)
     assert dep.replica_states.get("RUNNING", 0) == 2, dep.replica_states
+
