@@ -85,12 +85,12 @@ class Summary:
 
 
 def percentiles(values: list[float]) -> dict:
-    """Nearest-rank percentiles, seconds: [1, 2, 3, 4] -> p50 2, p90 4, p99 4, max 4."""
+    """Nearest-rank percentiles, seconds: [1, 2, 3, 4] -> p50 2, p90 4, p95 4, p99 4, max 4."""
     if not values:
         return {}
     v = sorted(values)
     pick = lambda q: v[max(0, math.ceil(q / 100 * len(v)) - 1)]  # noqa: E731
-    return {"p50": pick(50), "p90": pick(90), "p99": pick(99), "max": v[-1], "n": len(v)}
+    return {"p50": pick(50), "p90": pick(90), "p95": pick(95), "p99": pick(99), "max": v[-1], "n": len(v)}
 
 
 def _check_answer(case: Case, out) -> str:
