@@ -139,7 +139,7 @@ class RayBackend:
                 for u in gen:
                     scored = u.result or scored
                     if cancel is not None and cancel.is_set() and not u.done:
-                        gen.cancel()   # Serve stops the replica's generator at its next token
+                        gen.cancel()   # ask Serve to cancel the request; the user's draft ends here
                         yield _cancelled(u, scored)
                         return
                     yield u
