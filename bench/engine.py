@@ -14,6 +14,8 @@
 (d) memory of the app process after a draft from each model: PSS and peak RSS, base + CQA vs the base alone
     (target <= 1.15x PSS)
 (e) the log-prob pass over llama.cpp setups (requantized copies, batch sizes, flash attention)
+(f) may a requantized copy be served instead of the shipped file? Per-text I correlation and per-token mean
+    |difference| (bits) against the shipped Q4_1 on 20 pair texts; the gate: r >= 0.99 and <= 0.05 bits
 """
 from __future__ import annotations
 
@@ -166,6 +168,39 @@ def part_e(repeats: int, threads: int) -> None:
           f"{results[best] / tr:.2f}x")
 
 
+def part_f(threads: int) -> None:
+    import numpy as np
+    import llama_cpp
+
+    from eval.pairs import load_pairs
+    from eval.runner import default_pairs_files
+    texts = [(p.context, t) for p in load_pairs(default_pairs_files())[:10] for t in (p.high, p.degraded)]
+    base = Engine.load(n_threads=threads)
+    tmp = Path(tempfile.mkdtemp(prefix="cqa-bench-"))
+    for name, ftype in (("Q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)):
+        out = tmp / f"{name}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize, params.nthread = ftype, True, threads
+        if llama_cpp.llama_model_quantize(str(base.model.path).encode(), str(out).encode(), params) != 0:
+            continue
+        other = Engine.load(str(out), n_threads=threads)
+        ia, ib, d_sy, d_s0 = [], [], [], []
+        for context, t in texts:
+            a = score_text(base, None, t, context=context).score
+            b = score_text(other, None, t, context=context).score
+            ia.append(a.I_per_token)
+            ib.append(b.I_per_token)
+            d_sy.append(np.mean(np.abs(a.sY - b.sY)))
+            d_s0.append(np.mean(np.abs(a.s0 - b.s0)))
+        other.close()
+        r = float(np.corrcoef(ia, ib)[0, 1])
+        ok = r >= 0.99 and max(np.mean(d_sy), np.mean(d_s0)) <= 0.05
+        print(f"(f) {name} copy vs shipped Q4_1, {len(texts)} texts: r of per-text I {r:.4f}, per-token mean |diff| "
+              f"sY {np.mean(d_sy):.3f} s0 {np.mean(d_s0):.3f} bits: {'passes' if ok else 'fails'} the gate "
+              "(r >= 0.99, <= 0.05 bits)")
+    base.close()
+
+
 def _transformers_rate(base: Engine, ids, repeats, threads, passes: int = 2) -> float:
     """Text tokens per second of transformers fp32 scoring `ids` after the unconditional (and, with passes=2,
     the conditional) prompt: one forward each, log-softmax at the text tokens."""
@@ -237,7 +272,7 @@ def part_d(threads: int) -> None:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="a,b,c,d", help="any of a,b,c,d,e")
+    p.add_argument("--parts", default="a,b,c,d", help="any of a,b,c,d,e,f")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args()
@@ -255,6 +290,8 @@ def main():
         part_d(a.threads)
     if "e" in parts:
         part_e(a.repeats, a.threads)
+    if "f" in parts:
+        part_f(a.threads)
 
 
 if __name__ == "__main__":
