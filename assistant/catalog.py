@@ -10,6 +10,7 @@ Anything else raises UnknownModel, listing what is known.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -126,10 +127,8 @@ def _hub_download(repo: str, filename: str, kind: str = "model") -> Path:
         # Cached files are used offline; otherwise one short attempt, never a hang.
         return Path(hf_hub_download(repo_id=repo, filename=filename, etag_timeout=10))
     except Exception as e:  # noqa: BLE001 - the hub raises many kinds; all mean "not here"
-        try:   # the Hub did not answer: a copy already in the cache will do
+        with contextlib.suppress(Exception):   # the Hub did not answer: a copy already in the cache will do
             return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
-        except Exception:  # noqa: BLE001 - not cached either: report the first failure
-            pass
         raise ModelUnavailable(f"cannot download {repo}:{filename} from the Hugging Face Hub "
                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
                                f"Offline? Download it elsewhere and pass the local .gguf path of the {kind}.") from e

@@ -11,6 +11,7 @@ minute, and the latency of answered requests (p50, p95).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -41,11 +42,9 @@ def _up(url: str, timeout: float) -> bool:
     import httpx
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):   # not listening yet: poll again
             if httpx.get(url + "config", timeout=5).status_code == 200:
                 return True
-        except httpx.HTTPError:
-            pass
         time.sleep(1)
     return False
 

@@ -137,17 +137,7 @@ def server(tmp_path_factory) -> Server:
         url = os.environ["CQA_TEST_URL"].rstrip("/") + "/"
         yield Server(url)
         return
-    log_path = tmp_path_factory.mktemp("server") / "app.log"
-    server = None
-    for _ in range(LAUNCH_TRIES):
-        server = _launch(log_path)
-        if server.proc.poll() is None:
-            break
-        if not any(m in server.log_text() for m in PORT_TAKEN):  # another reason: retrying will not help
-            break
-    if server.proc.poll() is not None:
-        pytest.fail(f"app.py exited with code {server.proc.returncode} before answering; log:\n{server.log_tail()}",
-                    pytrace=False)
+    server = launch_server(tmp_path_factory.mktemp("server") / "app.log")
     try:
         yield server
     finally:
