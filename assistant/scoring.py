@@ -29,6 +29,18 @@ class ScoredText:
     prompts: Prompts
     template: str       # "chat" or "plain": report it, it changes the numbers
 
+    def uncopied(self, n: int) -> dict:
+        """I over the tokens not copied from the brief when copying means a shared run of `n` words or more
+        (the score itself uses copying.N_WORDS; eval reports other n beside it)."""
+        flags = np.asarray(copying.copied_tokens(self.offsets, self.text, self.prompts.brief_text, n), dtype=bool)
+        i = self.score.i[~flags] if flags.size else self.score.i
+        return {"n_copied": int(flags.sum()), "I_uncopied": float(i.sum()),
+                "I_uncopied_per_token": float(i.mean()) if i.size else 0.0}
+
+    def copy_rules(self, ns=(2, 3)) -> dict:
+        """{"2": uncopied(2), "3": uncopied(3)}: the copied-span rule measured both ways."""
+        return {str(n): self.uncopied(n) for n in ns}
+
     def to_json(self) -> dict:
         s = self.score
         d = {"text": self.text, "template": self.template, **s.summary(),

@@ -90,7 +90,8 @@ class EngineTextReader:
 
     def score(self, brief, text: str) -> dict:
         from assistant.scoring import score_text
-        return score_text(self.engine, brief, text, template=self.template).score.summary()
+        r = score_text(self.engine, brief, text, template=self.template)
+        return {**r.score.summary(), "copy_rules": r.copy_rules()}
 
     def close(self) -> None:
         close_engine(self.engine)

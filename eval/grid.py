@@ -79,6 +79,33 @@ def text_metrics(text: str, brief_text: str) -> dict:
             "brief_overlap": copying.brief_overlap(text, brief_text), "with_passage": bool(text.strip())}
 
 
+def use_copy_rule(rows: list[dict], n: str, budget: int) -> None:
+    """Make every reader score's I_uncopied follow the n-word copied-span rule (stored in `copy_rules`), in place."""
+    for r in rows:
+        for name, sc in r["scores"].items():
+            if sc and sc.get("copy_rules"):
+                alt = sc["copy_rules"][n]
+                sc.update(I_uncopied=alt["I_uncopied"], I_uncopied_per_token=alt["I_uncopied_per_token"],
+                          I_uncopied_budget=alt["I_uncopied"] / budget)
+
+
+def best_of_vs_random(rows: list[dict], drafts: list[dict], brief_texts: dict) -> dict:
+    """Per (writer, alpha, N>1): the pick's mean brief overlap and length against a random pick's (the mean over
+    all N drafts of each brief). `no_worse`: overlap at most the random pick's + 0.01 and length at least 0.95x."""
+    out = {}
+    for key in sorted({(r["writer"], r["alpha"], r["n"]) for r in rows if r["n"] > 1}):
+        w, a, n = key
+        picks = [r for r in rows if (r["writer"], r["alpha"], r["n"]) == key]
+        pool = [text_metrics(d["text"], brief_texts[d["brief"]]) for d in drafts
+                if d["writer"] == w and d["alpha"] == a and d["seed"] < n]
+        pick_m = {k: stats.mean(r[k] for r in picks if r[k] is not None) for k in ("brief_overlap", "words")}
+        rand_m = {k: stats.mean(m[k] for m in pool if m[k] is not None) for k in ("brief_overlap", "words")}
+        ok = (pick_m["brief_overlap"] is not None and rand_m["brief_overlap"] is not None
+              and pick_m["brief_overlap"] <= rand_m["brief_overlap"] + 0.01 and pick_m["words"] >= 0.95 * rand_m["words"])
+        out[f"{w} α={a:g} N={n}"] = {"pick": pick_m, "random": rand_m, "no_worse": bool(ok)}
+    return out
+
+
 def summarise(rows: list[dict], readers: list[str], all_settings: list[Setting]) -> dict:
     """rows: one per (setting, brief): metrics + reader scores. Per setting: means; vs the reference: paired
     differences of every reader's RULE_METRIC with Wilcoxon p, Holm-adjusted over the grid, and d_z."""
@@ -233,6 +260,7 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, readers, sampler, ca
                         opened[0] = open_reader(r)
                     full = opened[0].score(brief_of(by_id[row["brief"]]), row["text"])
                     got = {k: full[k] for k in ("n_tokens", "I", "I_uncopied", "I_per_token", "I_uncopied_per_token")}
+                    got["copy_rules"] = full.get("copy_rules")
                     cache.put(key, got)
                 row["scores"][r.name] = {**got, "I_uncopied_budget": got["I_uncopied"] / sampler.max_tokens}
         finally:

@@ -6,10 +6,11 @@ grid.png (reader I and brief overlap vs alpha per writer) and transcript.md (a f
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
-from . import grid
+from . import copyrule, grid
 from . import report as rep
 from .generate import NOTES_TOKENS, _brief, resolve_readers
 from .pairs import files_info, load_briefs
@@ -33,6 +34,23 @@ def writers_from_args(args) -> tuple[list[grid.GridWriter], object]:
         v = by_name[name]
         out.append(grid.GridWriter(name, v.adapter_path, v.adapter_sha256, False))
     return out, variants[0]
+
+
+def copy_rules(rows: list[dict], readers: list[str], chooser: str, pairs_report: Path | None, writers) -> dict:
+    """The copied-span rule measured both ways on these drafts (every reader) and, from a pair report scored with
+    both rules, on the pairs; the README's decision applied (`eval.copyrule.decide`)."""
+    gen = {r: copyrule.on_generations(rows, r) for r in readers}
+    pairs, source = None, None
+    if pairs_report and Path(pairs_report).is_file():
+        rep_json = json.loads(Path(pairs_report).read_text(encoding="utf-8"))
+        tuned_shas = {w.adapter_sha256 for w in writers if w.adapter and w.notes}
+        by_sha = {a["sha256"]: a["name"] for a in rep_json.get("adapters", [])}
+        tuned = next((by_sha[s] for s in tuned_shas if s in by_sha), None)
+        pairs = (rep_json.get("copy_rules") or {}).get(tuned)
+        source = str(pairs_report) if pairs else None
+    decision = copyrule.decide(gen[chooser], pairs) if pairs else {
+        "n": copyrule.KEPT_NOW, "why": "no pair report scored with both rules for the tuned adapter: the 3-word rule stays"}
+    return {"generations": gen, "pairs": pairs, "pairs_report": source, "reader": chooser, "decision": decision}
 
 
 def markdown(result: dict) -> str:
@@ -60,8 +78,41 @@ def markdown(result: dict) -> str:
     c = result["choice"]
     out += ["", "## The rule's choice", "", f"**{c['setting']}**: {c['why']}.", ""]
     out += [f"- {k}: {v}" for k, v in c["reasons"].items()]
+    out += _copy_rules_md(result.get("copy_rules")) + _best_of_md(result.get("best_of_vs_random"))
     out += ["", "Drafts side by side: [transcript.md](transcript.md); plot: grid.png."]
     return "\n".join(out) + "\n"
+
+
+def _copy_rules_md(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    out = ["", "## Copied spans: 2 words or 3?", "",
+           "On the drafts (every setting's pick): Spearman ρ of I uncopied/token vs brief overlap (lower: less "
+           "rewarded by restating the brief), share of tokens marked copied, mean I uncopied/token.", ""]
+    rows = [[r, n, rep._f(g[n]["rho"], "+.3f"), rep._p(g[n]["p"]), rep._pct(g[n]["copied_share"]),
+             rep._f(g[n]["mean_I_uncopied"])] for r, gen in c["generations"].items() for n, g in [(k, gen) for k in gen]]
+    out += md_table(["reader", "words per span", "ρ vs brief overlap", "p", "tokens copied", "I uncopied/token"], rows)
+    if c.get("pairs"):
+        out += ["", f"On the literary pairs ({c['pairs_report']}):", ""]
+        out += md_table(["words per span", "base validation rate", "base mean ΔI", "tuned Δ(ΔI)", "p", "d_z"],
+                        [[n, rep._pct(x["base_rate"]), rep._f(x["base_mean"]), rep._f(x.get("tuned_mean")),
+                          rep._p(x.get("tuned_p")), rep._f(x.get("tuned_dz"), "+.2f")] for n, x in c["pairs"].items()])
+    out += ["", f"**Decision** (README's rule, `eval.copyrule.decide`, reader {c['reader']}): "
+                f"{c['decision']['n']}-word spans. {c['decision']['why']}."]
+    return out
+
+
+def _best_of_md(b: dict | None) -> list[str]:
+    if not b:
+        return []
+    out = ["", "## Best of N against a random pick", "",
+           "Random pick: the mean over all N drafts of a brief (what picking at random gives on average). "
+           "Per writer and α, means over the briefs.", ""]
+    rows = [[k, rep._pct(x["pick"]["brief_overlap"]), rep._pct(x["random"]["brief_overlap"]),
+             rep._f(x["pick"]["words"], ".0f"), rep._f(x["random"]["words"], ".0f"), "yes" if x["no_worse"] else "NO"]
+            for k, x in b.items()]
+    return out + md_table(["writer α N", "overlap: pick", "overlap: random", "words: pick", "words: random",
+                           "no worse"], rows)
 
 
 def transcript(result: dict) -> str:
@@ -125,17 +176,22 @@ def run_grid(args) -> list[Path]:
     def open_writer(w: grid.GridWriter):
         return grid.EngineGridWriter(Engine.load(args.model, lora_path=w.adapter, n_threads=args.threads), args.template)
 
+    brief_texts = {rec.id: _brief(rec).text() for rec in briefs}
     t0 = time.perf_counter()
     res = grid.run(briefs, writers, alphas, best_of, readers, sampler, cache, open_writer, open_reader,
                    args.notes_tokens, progress=not args.quiet, brief_of=_brief)
     all_settings = grid.settings(writers, alphas, best_of)
     names = [r.name for r in readers]
-    summary = grid.summarise(res["rows"], names, all_settings)
     chooser = names[1] if len(names) > 1 else names[0]     # the outside reader (Gemma) when installed
+    rules = copy_rules(res["rows"], names, chooser, args.pairs_report, writers)
+    if rules["decision"]["n"] != copyrule.KEPT_NOW:
+        grid.use_copy_rule(res["rows"], str(rules["decision"]["n"]), sampler.max_tokens)
+    summary = grid.summarise(res["rows"], names, all_settings)
     result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in readers], "notes": notes,
               "alphas": list(alphas), "best_of": list(best_of), "sampler": sampler.to_dict(),
               "notes_tokens": args.notes_tokens, "briefs_files": files_info(files), "n_briefs": len(briefs),
-              "summary": summary, "choice_reader": chooser, "choice": grid.choose(summary, chooser),
+              "summary": summary, "choice_reader": chooser, "copy_rules": rules,
+              "best_of_vs_random": grid.best_of_vs_random(res["rows"], res["drafts"], brief_texts), "choice": grid.choose(summary, chooser),
               "rows": res["rows"], "timing": {**res["timing"], "total": time.perf_counter() - t0},
               "machine": rep.machine_info(), "created": rep.now(),
               "command": "python -m eval grid " + " ".join(getattr(args, "argv", []) or [])}
@@ -162,5 +218,7 @@ def add_parser(sub, common) -> None:
     g.add_argument("--max-tokens", type=int, default=160, help="passage tokens per draft at most")
     g.add_argument("--notes-tokens", type=int, default=NOTES_TOKENS)
     g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--pairs-report", type=Path, default=Path("eval/results/pairs-shipped/report.json"),
+                   help="a pair report scored with both copied-span rules (`eval pairs`), for the copy-rule decision")
     common(g, "generate-grid")
     return g

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+from . import copyrule
 from .pairs import Pair
 
 log = logging.getLogger(__name__)
 
-SCORER_VERSION = 1   # bump when scoring changes (prompts, copied-span rule) to invalidate caches
+SCORER_VERSION = 2   # bump when scoring changes (prompts, copied-span rule, stored fields) to invalidate caches
 BASE = "base"        # the name of the variant without an adapter
 
 
@@ -144,7 +145,11 @@ class EngineReader:
 
         eng = self.engine
         prompts_for(eng, None, context, self.template)   # a bad template fails before any pass
-        return [score_text(eng, None, t, context=context, template=self.template).score.summary() for t in texts]
+        out = []
+        for t in texts:
+            r = score_text(eng, None, t, context=context, template=self.template)
+            out.append({**r.score.summary(), "copy_rules": r.copy_rules()})
+        return out
 
     def close(self) -> None:
         close_engine(self.engine)
@@ -298,5 +303,9 @@ def evaluate_pairs(pair_files: list[Path], out_dir: Path, *, model: str | None =
         "command": " ".join(["python -m eval"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("__main__.py")
         else None,
     }
+    if copyrule.has_rules(result.scores):     # the copied-span rule measured both ways (README, "2 words or 3?")
+        meta["copy_rules"] = {v.name: copyrule.on_pairs(result.scores, pairs, variants[0].name,
+                                                        v.name if v is not variants[0] else None)
+                              for v in variants}
     report = rep.build(pairs, [v.name for v in variants], result.scores, meta)
     return report, rep.write_all(report, out_dir)
