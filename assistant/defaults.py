@@ -1,0 +1,43 @@
+"""The app's default way of writing (model, brief guidance, drafts, reason first), set from the generation grid.
+
+The values below are what README's rule chose from the committed grid report
+(eval/results/generate-grid/report.json, `eval.grid.choose`); tests/test_defaults.py checks that they still
+follow from that report, so changing them means re-running the grid, not editing this file by hand.
+When the rule finds no setting that beats the reference within its guards, the defaults stay where they were
+before the grid: the CQA model reasoning first, no guidance, one draft (`UNCHANGED`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Defaults:
+    model: str          # "base" or "cqa": the variant the Write tab and the API start on
+    guidance: float     # brief guidance alpha
+    drafts: int         # best of N
+    reason_first: bool  # a CQA draft writes its notes first
+
+
+UNCHANGED = Defaults(model="cqa", guidance=0.0, drafts=1, reason_first=True)
+# grid writer name -> (model, reason_first)
+WRITERS = {"base": ("base", True), "cqa+notes": ("cqa", True), "cqa-notes": ("cqa", False)}
+
+
+def from_choice(choice: dict) -> Defaults:
+    """The defaults a grid choice (`eval.grid.choose`'s answer) sets.
+
+    >>> from_choice({"changed": False, "setting": "base α=0 N=1"})
+    Defaults(model='cqa', guidance=0.0, drafts=1, reason_first=True)
+    >>> from_choice({"changed": True, "writer": "cqa-notes", "alpha": 0.5, "n": 4})
+    Defaults(model='cqa', guidance=0.5, drafts=4, reason_first=False)
+    """
+    if not choice.get("changed"):
+        return UNCHANGED
+    if choice["writer"] not in WRITERS:
+        raise ValueError(f"the grid chose writer {choice['writer']!r}, which the app does not offer yet")
+    model, reason_first = WRITERS[choice["writer"]]
+    return Defaults(model=model, guidance=float(choice["alpha"]), drafts=int(choice["n"]), reason_first=reason_first)
+
+
+CURRENT = UNCHANGED
