@@ -28,12 +28,14 @@ from assistant import card, catalog, guidance
 from assistant.brief import Brief, BriefError
 from assistant.engine import EngineError
 from assistant.backend import LocalBackend
+from assistant.defaults import CURRENT as DEFAULTS
 from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler, SamplerError
 from assistant import writer
 
 log = logging.getLogger("cqa.app")
 USER_ERRORS = (BriefError, SamplerError, EngineError, ValueError, catalog.UnknownModel, catalog.ModelUnavailable)
+DEFAULT_VARIANT = {"base": BASE_LABEL, "cqa": CQA_LABEL}[DEFAULTS.model]   # set by the grid (assistant/defaults.py)
 MAX_STRENGTH = 2.0     # CQA strength: the LoRA scale, 0 (the base) to 2
 BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
@@ -368,8 +370,8 @@ def _api_settings(model, temperature, top_p, top_k, min_p, repeat_penalty, seed,
 def api_draft(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
               model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
               top_k: int = 40, min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0,
-              max_tokens: int | None = None, stop: str = "", guidance: float = 0.0,
-              cqa_strength: float = 1.0, n: int = 1, notes: bool = True) -> dict:
+              max_tokens: int | None = None, stop: str = "", guidance: float = DEFAULTS.guidance,
+              cqa_strength: float = 1.0, n: int = DEFAULTS.drafts, notes: bool = DEFAULTS.reason_first) -> dict:
     """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "guidance", "cqa_strength",
     "seed", "score": {... "tokens": [...]}, "ranked": [every draft, best first]}. max_tokens defaults to the
     model's own (200 for base; 1024 for CQA, whose notes come first); guidance is brief guidance alpha (0-3),
@@ -448,18 +450,20 @@ def build() -> gr.Blocks:
                                 gr.Textbox(label="World", lines=3, placeholder="Facts of the story world"),
                                 gr.Textbox(label="Text so far", lines=4, placeholder="The piece so far (optional)")]
                     with gr.Row():
-                        model = gr.Radio(variants, value=variants[-1], label="Model")
-                        alpha = gr.Slider(0, guidance.MAX_ALPHA, 0, step=0.05, label="Brief guidance",
+                        start = DEFAULT_VARIANT if DEFAULT_VARIANT in variants else variants[0]
+                        model = gr.Radio(variants, value=start, label="Model")
+                        alpha = gr.Slider(0, guidance.MAX_ALPHA, DEFAULTS.guidance, step=0.05, label="Brief guidance",
                                           info="0 = plain sampling; higher leans on words the brief explains "
                                                "(too high and drafts restate the brief)", elem_id="guidance")
                         strength = gr.Slider(0, MAX_STRENGTH, 1, step=0.05, label="CQA strength",
                                              info="the CQA adapter's scale: 0 = the base, 1 = as trained",
-                                             visible=variants[-1] == CQA_LABEL, elem_id="cqa-strength")
+                                             visible=start == CQA_LABEL, elem_id="cqa-strength")
                     with gr.Row():
-                        n_drafts = gr.Slider(1, writer.MAX_DRAFTS, 1, step=1, label="Drafts",
+                        n_drafts = gr.Slider(1, writer.MAX_DRAFTS, DEFAULTS.drafts, step=1, label="Drafts",
                                              info="write N drafts (seeds s, s+1, ...) and show them ranked",
                                              elem_id="n-drafts")
-                        reason_first = gr.Checkbox(True, label="Reason first", visible=variants[-1] == CQA_LABEL,
+                        reason_first = gr.Checkbox(DEFAULTS.reason_first, label="Reason first",
+                                                   visible=start == CQA_LABEL,
                                                    info="CQA writes its notes before the passage; off: the "
                                                         "passage at once", elem_id="reason-first")
                     template = gr.Radio(["chat", "plain"], value="chat", label="Prompt template")
@@ -470,7 +474,7 @@ def build() -> gr.Blocks:
                                       gr.Slider(0, 0.99, 0.05, step=0.01, label="Min p"),
                                       gr.Slider(0.5, 2, 1.1, step=0.01, label="Repeat penalty"),
                                       gr.Number(0, precision=0, label="Seed"),
-                                      gr.Slider(1, 1024, DEFAULT_MAX_TOKENS[variants[-1]], step=1, label="Max tokens"),
+                                      gr.Slider(1, 1024, DEFAULT_MAX_TOKENS[start], step=1, label="Max tokens"),
                                       gr.Textbox("", label="Stop strings (separate with |)")]
                     with gr.Row():
                         gen_btn = gr.Button("Generate", variant="primary")
