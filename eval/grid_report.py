@@ -89,8 +89,8 @@ def _copy_rules_md(c: dict | None) -> list[str]:
     out = ["", "## Copied spans: 2 words or 3?", "",
            "On the drafts (every setting's pick): Spearman ρ of I uncopied/token vs brief overlap (lower: less "
            "rewarded by restating the brief), share of tokens marked copied, mean I uncopied/token.", ""]
-    rows = [[r, n, rep._f(g[n]["rho"], "+.3f"), rep._p(g[n]["p"]), rep._pct(g[n]["copied_share"]),
-             rep._f(g[n]["mean_I_uncopied"])] for r, gen in c["generations"].items() for n, g in [(k, gen) for k in gen]]
+    rows = [[r, n, rep._f(g["rho"], "+.3f"), rep._p(g["p"]), rep._pct(g["copied_share"]), rep._f(g["mean_I_uncopied"])]
+            for r, gen in c["generations"].items() for n, g in gen.items()]
     out += md_table(["reader", "words per span", "ρ vs brief overlap", "p", "tokens copied", "I uncopied/token"], rows)
     if c.get("pairs"):
         out += ["", f"On the literary pairs ({c['pairs_report']}):", ""]
