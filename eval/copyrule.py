@@ -1,7 +1,8 @@
-"""Which copied-span rule gives the sounder I over uncopied tokens: shared runs of 2 words, or of 3 (the score's)?
+"""Which copied-span rule gives the sounder I over uncopied tokens: shared runs of 2 words, or of 3?
 
 The rule was fixed in README.md ("Copied spans: 2 words or 3?") before either measurement ran, and is applied here
-as code (`decide`): keep 3-word spans unless 2-word spans
+as code (`decide`). It chose 2-word spans (eval/results/generate-grid), and the score now uses them
+(`assistant.copying.N_WORDS`). The rule: keep 3-word spans unless 2-word spans
   (a) make I_uncopied less rewarded by restating the brief: over the grid's drafts, read by the outside reader,
       the Spearman correlation between a draft's I_uncopied per token and its brief overlap falls by at least
       MIN_RHO_DROP, and
@@ -9,7 +10,8 @@ as code (`decide`): keep 3-word spans unless 2-word spans
       at Wilcoxon p < 0.05, and the base's literary validation rate over uncopied tokens falls by at most
       MAX_RATE_DROP.
 Both rules are reported either way. Every score in the inputs carries `copy_rules` (`ScoredText.copy_rules`):
-{"2": {"I_uncopied_per_token", ...}, "3": {...}}.
+{"2": {"I_uncopied_per_token", ...}, "3": {...}}. Since every record carries both, a cached score written when the
+score used 3-word spans is read under the score's rule of today by `follow`, without scoring again.
 
     >>> g = {"2": {"rho": 0.10}, "3": {"rho": 0.40}}
     >>> p = {"2": {"tuned_p": 0.01, "tuned_mean": 0.04, "base_rate": 0.50}, "3": {"base_rate": 0.52}}
@@ -23,10 +25,27 @@ from __future__ import annotations
 from . import stats
 
 RULES = ("2", "3")
-KEPT_NOW = 3
+BEFORE = 3          # the rule's answer without evidence for 2-word spans (the score's rule when it was written)
 MIN_RHO_DROP = 0.05
 MAX_RATE_DROP = 0.05
 SIG = 0.05
+
+
+def follow(score: dict | None, n: int | None = None) -> dict | None:
+    """`score` with I_uncopied, its per-token mean and n_copied under the n-word rule (default: the score's own,
+    `assistant.copying.N_WORDS`), taken from its `copy_rules`; a score without them is returned as it is.
+
+    >>> s = {"I": 9.0, "I_uncopied": 8.0, "copy_rules": {"2": {"I_uncopied": 6.0, "I_uncopied_per_token": 0.5,
+    ...                                                       "n_copied": 4}, "3": {}}}
+    >>> follow(s, 2)["I_uncopied"], follow(s, 2)["n_copied"], s["I_uncopied"]
+    (6.0, 4, 8.0)
+    """
+    if not score or not score.get("copy_rules"):
+        return score
+    if n is None:
+        from assistant.copying import N_WORDS as n
+    rule = score["copy_rules"][str(n)]
+    return {**score, **{k: rule[k] for k in ("I_uncopied", "I_uncopied_per_token", "n_copied")}}
 
 
 def _per_token(score: dict | None, n: str) -> float | None:
@@ -80,7 +99,7 @@ def decide(gen: dict, pairs: dict) -> dict:
     """The README's rule as code: {"n": 2 or 3, "why": ...}."""
     r2, r3 = gen["2"].get("rho"), gen["3"].get("rho")
     if r2 is None or r3 is None:
-        return {"n": KEPT_NOW, "why": "no generation data for both rules: the 3-word rule stays"}
+        return {"n": BEFORE, "why": "no generation data for both rules: the 3-word rule stays"}
     less_gamed = r3 - r2 >= MIN_RHO_DROP
     p2 = pairs["2"]
     keeps_signal = (p2.get("tuned_p") is not None and p2["tuned_p"] < SIG and (p2.get("tuned_mean") or 0) > 0

@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 
 from assistant import copying
 
-from . import stats, textstats
+from . import copyrule, stats, textstats
 from .pairs import BriefRecord, files_info, load_briefs
 from .runner import (DATA, EvalError, ScoreCache, Variant, close_engine, default_cache_path, parse_adapters,
                      resolve_variants)
@@ -191,11 +191,12 @@ def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[R
                     continue
                 key = cache.key("read", r.sha256, r.template, by_id[d["brief"]].fields, d["text"])
                 got = cache.get(key)
-                if got is None:
+                if got is None or "copy_rules" not in got:   # a read cached before it kept both copy rules
                     full = _lazy(opened, 0, open_reader, r).score(_brief(by_id[d["brief"]]), d["text"])
-                    got = {k: full[k] for k in ("n_tokens", "n_copied", *SCORE_FIELDS)}
+                    got = {**{k: full[k] for k in ("n_tokens", "n_copied", *SCORE_FIELDS)},
+                           "copy_rules": full.get("copy_rules")}
                     cache.put(key, got)
-                d["scores"][r.name] = got
+                d["scores"][r.name] = copyrule.follow(got)
         finally:
             for x in opened.values():
                 x.close()

@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from assistant import copying
+
 from . import copyrule, grid
 from . import report as rep
 from .generate import NOTES_TOKENS, _brief, resolve_readers
@@ -49,7 +51,7 @@ def copy_rules(rows: list[dict], readers: list[str], chooser: str, pairs_report:
         pairs = (rep_json.get("copy_rules") or {}).get(tuned)
         source = str(pairs_report) if pairs else None
     decision = copyrule.decide(gen[chooser], pairs) if pairs else {
-        "n": copyrule.KEPT_NOW, "why": "no pair report scored with both rules for the tuned adapter: the 3-word rule stays"}
+        "n": copyrule.BEFORE, "why": "no pair report scored with both rules for the tuned adapter: the 3-word rule stays"}
     return {"generations": gen, "pairs": pairs, "pairs_report": source, "reader": chooser, "decision": decision}
 
 
@@ -60,7 +62,8 @@ def markdown(result: dict) -> str:
            f"temperature {result['sampler']['temperature']}",
            "- readers (wrote and picked nothing): " + ", ".join(f"{r['name']} ({r['template']})" for r in result["readers"]),
            f"- reference: {grid.REFERENCE}; p: one-sided Wilcoxon vs the reference, paired by brief, Holm over the grid",
-           "- time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["timing"].items()), ""]
+           "- time (this run; cached work costs nothing, so \"as measured\" is the drafts' own time when they were "
+           "written): " + ", ".join(f"{k} {v:.0f} s" for k, v in result["timing"].items()), ""]
     head = ["setting", "with passage", "words", "brief overlap", "distinct-2", "seq-rep-4", "s/draft"]
     rows = []
     for label, v in s.items():
@@ -184,7 +187,7 @@ def run_grid(args) -> list[Path]:
     names = [r.name for r in readers]
     chooser = names[1] if len(names) > 1 else names[0]     # the outside reader (Gemma) when installed
     rules = copy_rules(res["rows"], names, chooser, args.pairs_report, writers)
-    if rules["decision"]["n"] != copyrule.KEPT_NOW:
+    if rules["decision"]["n"] != copying.N_WORDS:     # the reads follow the score's rule; the decision overrides it
         grid.use_copy_rule(res["rows"], str(rules["decision"]["n"]), sampler.max_tokens)
     summary = grid.summarise(res["rows"], names, all_settings)
     result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in readers], "notes": notes,

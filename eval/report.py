@@ -182,7 +182,8 @@ def markdown(report: dict) -> str:
     out += ["", "Bits/token. Validation rate: share of pairs with ΔI > 0. Δ(ΔI) = ΔI(adapter) − ΔI(base) per "
             "pair; one-sided Wilcoxon signed-rank test (the adapter raises ΔI) and Cohen's d_z = mean/sd "
             "of the paired differences. *Uncopied*: I over the tokens not copied from the context "
-            "(3-word spans), the app's copied-span rule.", "", "![ΔI per pair](delta.png)", ""]
+            f"({report.get('copy_rule_words', 3)}-word spans: shared runs of that many words or more; reports made "
+            "before the copy-rule decision used 3).", "", "![ΔI per pair](delta.png)", ""]
     for g, s in report["groups"].items():
         out += [f"## {g}", ""] + _group_tables(s, variants, adapters) + [""]
         out += [f"### {g}, by axis", "",

@@ -24,12 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+from assistant.copying import N_WORDS
+
 from . import copyrule
 from .pairs import Pair
 
 log = logging.getLogger(__name__)
 
-SCORER_VERSION = 2   # bump when scoring changes (prompts, copied-span rule, stored fields) to invalidate caches
+# Bump when scoring changes (prompts, stored fields) to invalidate caches. Not bumped when the score moved from
+# 3-word to 2-word copied spans: version-2 pair and grid records carry both rules, and `copyrule.follow` reads
+# them under the score's rule of today; a record without them (eval generate's older reads, a grid draft's own
+# score) is scored again where it is read.
+SCORER_VERSION = 2
 BASE = "base"        # the name of the variant without an adapter
 
 
@@ -208,7 +214,7 @@ def score_pairs(pairs: list[Pair], variants: list[Variant], open_reader: Callabl
             for p in pairs:
                 keys = {k: cache.key(v.model_sha256, v.adapter_sha256 or "", template, p.context, text)
                         for k, text in (("high", p.high), ("degraded", p.degraded))}
-                got = {k: cache.get(key) for k, key in keys.items()}
+                got = {k: copyrule.follow(cache.get(key)) for k, key in keys.items()}
                 per_pair[p.id] = got
                 todo = [k for k in ("high", "degraded") if got[k] is None]
                 timing.texts_cached += 2 - len(todo)
@@ -228,7 +234,7 @@ def score_pairs(pairs: list[Pair], variants: list[Variant], open_reader: Callabl
                     timing.pairs_scored += 1
                     for k, summary in zip(todo, fresh):
                         cache.put(keys[k], summary)
-                        per_pair[p.id][k] = summary
+                        per_pair[p.id][k] = copyrule.follow(summary)
                         timing.texts_scored += 1
                         timing.tokens_scored += int(summary["n_tokens"])
                 bar.close()
@@ -299,6 +305,7 @@ def evaluate_pairs(pair_files: list[Path], out_dir: Path, *, model: str | None =
         "timing": {v: t.to_json() for v, t in result.timing.items()},
         "total_seconds": time.perf_counter() - t0,
         "cache": str(cache_path) if cache_path else None,
+        "copy_rule_words": N_WORDS,     # I_uncopied's copied spans: shared runs of this many words or more
         "created": rep.now(),
         "command": " ".join(["python -m eval"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("__main__.py")
         else None,

@@ -104,3 +104,34 @@ def test_generate_summary_pairing_and_cache(tmp_path):
     assert "## Scored by r2" in md and "e5 vs base, paired by brief" in md
     tr = markdown_transcript(result, BRIEFS)
     assert "## b1 (mystery)" in tr and "| seed | base | e5 |" in tr and "*(empty)*" in tr
+
+
+class RuleReader(Reader):
+    """A reader whose scores carry both copy rules: 2-word spans leave less I uncopied than 3-word ones."""
+    opened = 0
+
+    def __init__(self, r):
+        super().__init__(r)
+        RuleReader.opened += 1
+
+    def score(self, brief, text):
+        s = super().score(brief, text)
+        return {**s, "copy_rules": {"2": {"I_uncopied": 1.0, "I_uncopied_per_token": 0.25, "n_copied": 2},
+                                    "3": {"I_uncopied": 2.0, "I_uncopied_per_token": 0.5, "n_copied": 1}}}
+
+
+def test_reads_follow_the_scores_copy_rule_and_old_reads_are_read_again(tmp_path):
+    import json
+    path = tmp_path / "c.jsonl"
+    run = lambda: generate(BRIEFS, VARIANTS[:1], READERS[:1], 1, Sampler(max_tokens=20), "chat",  # noqa: E731
+                           ScoreCache(path), Writer, RuleReader, progress=False)
+    first = run()["drafts"]
+    assert [d["scores"]["r1"]["I_uncopied_per_token"] for d in first] == [0.25, 0.25]   # 2-word spans, the score's
+    assert RuleReader.opened == 1
+    # A read cached before reads kept both rules (no "copy_rules"): read again, not taken as it is.
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for x in lines:
+        x["value"].pop("copy_rules", None)
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    RuleReader.opened = 0
+    assert run()["drafts"] == first and RuleReader.opened == 1

@@ -14,6 +14,15 @@ WRITERS = [grid.GridWriter("base", None), grid.GridWriter("cqa-notes", "/a.gguf"
 READERS = [ReaderSpec("r", "fake", "/f.gguf", "a" * 64, "chat")]
 
 
+def own_score(seed: int, alpha: float) -> dict:
+    """The writer's own score: under 3-word spans (the top-level I_uncopied, as cached before the switch) seed 0
+    ranks first; under 2-word spans, the score's rule, seed 1 does."""
+    i3, i2 = 10.0 - seed + 5 * alpha, 10.0 + seed + 5 * alpha
+    return {"I_uncopied": i3, "brief_overlap": 0.6 if alpha > 0.9 else 0.0, "I_per_token": 1.0,
+            "copy_rules": {"2": {"I_uncopied": i2, "I_uncopied_per_token": i2 / 12, "n_copied": 2},
+                           "3": {"I_uncopied": i3, "I_uncopied_per_token": i3 / 12, "n_copied": 1}}}
+
+
 class Writer:
     calls = 0
 
@@ -26,9 +35,8 @@ class Writer:
             text = f"{brief.world} {brief.world} {brief.intent}"
         else:
             text = f"{self.w.name} seed {sampler.seed} wrote a tale of a red kite over the moor at dusk"
-        own = {"I_uncopied": 10.0 + sampler.seed + 5 * alpha, "brief_overlap": 0.6 if alpha > 0.9 else 0.0,
-               "I_per_token": 1.0}
-        return {"text": text, "n_tokens": 12, "stop_reason": "eos", "notes": "", "seconds": 1.0, "own_score": own}
+        return {"text": text, "n_tokens": 12, "stop_reason": "eos", "notes": "", "seconds": 1.0,
+                "own_score": own_score(sampler.seed, alpha)}
 
     def close(self):
         """A fake holds nothing to free."""
@@ -70,7 +78,8 @@ def test_grid_picks_reads_pairs_and_the_rule_refuses_restatement(tmp_path):
     n1 = [r for r in rows if r["n"] == 1]
     assert all(r["seed"] == 0 for r in n1)
     n2 = [r for r in rows if r["n"] == 2 and r["alpha"] == 0.0]
-    assert all(r["seed"] == 1 for r in n2) and all(r["seconds"] == 2.0 for r in n2)   # own score: seed 1 higher
+    # own score under the score's 2-word rule: seed 1 higher (under the 3-word rule seed 0 would win)
+    assert all(r["seed"] == 1 for r in n2) and all(r["seconds"] == 2.0 for r in n2)
     s = grid.summarise(rows, ["r"], grid.settings(WRITERS, (0.0, 0.5, 1.0), (1, 2)))
     ref = s["base α=0 N=1"]
     assert "vs_reference" not in ref["readers"]["r"]
@@ -91,3 +100,32 @@ def test_holm_adjusts_in_step_down_order():
     s = {k: {"readers": {"r": {"vs_reference": {"wilcoxon_p": p}}}} for k, p in (("a", 0.01), ("b", 0.04), ("c", 0.03))}
     grid.holm(s, "r")
     assert [s[k]["readers"]["r"]["vs_reference"]["p_holm"] for k in "acb"] == [0.03, 0.06, 0.06]
+
+
+class LegacyWriter(Writer):
+    """A cache written before own scores kept both copy rules: the writer is asked to score its drafts again."""
+    rescored = 0
+
+    def draft(self, brief, sampler, alpha, notes, notes_tokens):
+        d = super().draft(brief, sampler, alpha, notes, notes_tokens)
+        return {**d, "own_score": {k: v for k, v in d["own_score"].items() if k != "copy_rules"}}
+
+    def own_score(self, brief, text):
+        LegacyWriter.rescored += 1
+        seed = int(text.split("seed ")[1].split()[0]) if "seed " in text else 0
+        return own_score(seed, 1.0 if "fox" in text else 0.0)
+
+
+def test_drafts_cached_without_both_copy_rules_are_rescored_once_by_their_writer(tmp_path):
+    cache = ScoreCache(tmp_path / "cache.json")
+
+    def go():
+        return grid.run(BRIEFS, WRITERS, (0.0, 1.0), (1, 2), READERS, Sampler(max_tokens=12), cache, LegacyWriter,
+                        Reader, notes_tokens=0, progress=False, brief_of=lambda rec: Brief(**rec.fields))
+    rows = go()["rows"]
+    # every distinct passage once: at alpha 1 both seeds restate the brief word for word (one score)
+    assert LegacyWriter.rescored == 2 * 8 * 2 + 2 * 8
+    assert all(r["seed"] == 1 for r in rows if r["n"] == 2 and r["alpha"] == 0.0)   # ranked under 2-word spans
+    LegacyWriter.rescored, LegacyWriter.calls = 0, 0
+    again = go()["rows"]
+    assert LegacyWriter.rescored == 0 and LegacyWriter.calls == 0 and again == rows

@@ -86,13 +86,13 @@ def test_two_pairs_with_the_embedded_model_and_an_adapter(tmp_path):
     plain = score_text(eng, None, fac.degraded, context=fac.context, template="chat").score
     got = report["pairs"][1]["I"]["base"]["degraded"]
     assert got == pytest.approx(plain.I_per_token, abs=1e-3)
-    # Both copied-span rules are measured on the real scores; the 3-word one is the score's own.
+    # Both copied-span rules are measured on the real scores; the 2-word one is the score's own.
     scored = score_text(eng, None, fac.degraded, context=fac.context, template="chat")
     rules = scored.copy_rules()
-    assert rules["3"]["I_uncopied"] == pytest.approx(scored.score.I_uncopied, abs=1e-9)
-    assert rules["3"]["n_copied"] == scored.score.n_copied <= rules["2"]["n_copied"]
+    assert rules["2"]["I_uncopied"] == pytest.approx(scored.score.I_uncopied, abs=1e-9)
+    assert rules["3"]["n_copied"] <= rules["2"]["n_copied"] == scored.score.n_copied
     cr = report["copy_rules"]["tiny"]
-    assert set(cr) == {"2", "3"} and cr["3"]["base_mean"] == pytest.approx(
+    assert report["copy_rule_words"] == 2 and set(cr) == {"2", "3"} and cr["2"]["base_mean"] == pytest.approx(
         report["groups"]["literary"]["mean_delta_I_uncopied"]["base"], abs=1e-9)
     # A re-run is served from the cache and gives identical numbers.
     again, _ = evaluate_pairs([path], tmp_path / "out2", adapters=[f"tiny={adapter}"],
