@@ -4,7 +4,7 @@
     python app.py --port 8000 --threads 2 --model path/to/model.gguf
 
 Flags and environment variables: --host/CQA_HOST, --port/CQA_PORT, --model/CQA_MODEL,
---adapter/CQA_ADAPTER, --threads/CQA_THREADS, --n-ctx/CQA_N_CTX. UI only: every handler
+--adapter/CQA_ADAPTER, --passage-adapter/CQA_PASSAGE_ADAPTER, --threads/CQA_THREADS, --n-ctx/CQA_N_CTX. UI only: every handler
 calls the core (assistant.writer) and turns its errors into gr.Error.
 """
 from __future__ import annotations
@@ -29,13 +29,13 @@ from assistant.brief import Brief, BriefError
 from assistant.engine import EngineError
 from assistant.backend import LocalBackend
 from assistant.defaults import CURRENT as DEFAULTS
-from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
+from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, PASSAGE_LABEL, TUNED, Pool, PoolConfig, writes_notes
 from assistant.sampler import Sampler, SamplerError
 from assistant import writer
 
 log = logging.getLogger("cqa.app")
 USER_ERRORS = (BriefError, SamplerError, EngineError, ValueError, catalog.UnknownModel, catalog.ModelUnavailable)
-DEFAULT_VARIANT = {"base": BASE_LABEL, "cqa": CQA_LABEL}[DEFAULTS.model]   # set by the grid (assistant/defaults.py)
+DEFAULT_VARIANT = {"base": BASE_LABEL, "cqa": CQA_LABEL, "cqa-passage": PASSAGE_LABEL}[DEFAULTS.model]   # set by the grid (assistant/defaults.py)
 MAX_STRENGTH = 2.0     # CQA strength: the LoRA scale, 0 (the base) to 2
 BRIEF_FIELDS = ("task", "intent", "audience", "world", "text_so_far")
 SAMPLER_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop")
@@ -138,7 +138,7 @@ def _score_json(update, variant: str, strength: float) -> dict | None:
         return None
     r = update.result.to_json()
     r["guidance"] = update.guidance
-    r["cqa_strength"] = strength if variant == CQA_LABEL else None
+    r["cqa_strength"] = strength if variant in TUNED else None
     return r
 
 
@@ -147,7 +147,7 @@ def _record(brief: Brief, update, variant: str, sampler: Sampler, template: str,
             "score": _score_json(update, variant, strength),
             "model": f"{POOL.config.model or catalog.DEFAULT_MODEL} ({variant})",
             "variant": variant, "sampler": sampler.to_dict(), "template": template, "notes": update.notes,
-            "guidance": alpha, "cqa_strength": strength if variant == CQA_LABEL else None}
+            "guidance": alpha, "cqa_strength": strength if variant in TUNED else None}
 
 
 def _outputs(record: dict):
@@ -172,7 +172,7 @@ def generate(request: gr.Request, *values, continuing: bool = False):
     _check_text({"draft": draft_text})
     sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 8:])), alpha, strength)
     n_drafts = _n_drafts(n_drafts)
-    notes = bool(reason_first) or variant != CQA_LABEL
+    notes = writes_notes(variant, reason_first)
     key = request.session_hash if request else "local"
     CANCEL[key] = cancel = threading.Event()
     try:
@@ -273,13 +273,19 @@ def stop(request: gr.Request = None):
         ev.set()
 
 
-def _compare_stream(brief, template, sampler, alpha, strength, cancel=None):
-    """Base then CQA on the same brief, seed, guidance: {variant: latest Update} after every token."""
-    if CQA_LABEL not in BACKEND.variants():
-        raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
+def _check_tuned(tuned) -> None:
+    if tuned not in TUNED:
+        raise ValueError(f"unknown tuned model {tuned!r}: choose one of {list(TUNED)}")
+    if tuned not in BACKEND.variants():
+        raise gr.Error(f"No {tuned} adapter is installed: only the base can run.")
+
+
+def _compare_stream(brief, template, sampler, alpha, strength, cancel=None, tuned=CQA_LABEL):
+    """Base then a tuned model on the same brief, seed, guidance: {variant: latest Update} after every token."""
+    _check_tuned(tuned)
     outs = {}
-    for variant in (BASE_LABEL, CQA_LABEL):
-        for u in _stream(brief, variant, template, sampler, cancel, None, alpha, strength):
+    for variant in (BASE_LABEL, tuned):
+        for u in _stream(brief, variant, template, sampler, cancel, None, alpha, strength, writes_notes(variant)):
             if u.result is None and variant in outs and outs[variant].result is not None and not u.done:
                 u.result = outs[variant].result   # keep the last live score on screen between two
             outs[variant] = u
@@ -290,13 +296,13 @@ def _compare_stream(brief, template, sampler, alpha, strength, cancel=None):
 def compare_tab(request: gr.Request, *values):
     n = len(BRIEF_FIELDS)
     brief = _brief(*values[:n])
-    template, alpha, strength = values[n: n + 3]
-    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 3:])), alpha, strength)
+    tuned, template, alpha, strength = values[n: n + 4]
+    sampler, alpha, strength = _settings(dict(zip(SAMPLER_FIELDS, values[n + 4:])), alpha, strength)
     key = request.session_hash if request else "local"
     CANCEL[key] = cancel = threading.Event()
     try:
-        for outs in _compare_stream(brief, template, sampler, alpha, strength, cancel):
-            yield (*(_side(outs, v, strength) for v in (BASE_LABEL, CQA_LABEL)), _verdict(outs, strength))
+        for outs in _compare_stream(brief, template, sampler, alpha, strength, cancel, tuned):
+            yield (*(_side(outs, v, strength) for v in (BASE_LABEL, tuned)), _verdict(outs, strength, tuned))
     finally:
         if CANCEL.get(key) is cancel:
             del CANCEL[key]
@@ -305,7 +311,7 @@ def compare_tab(request: gr.Request, *values):
 def _side(outs, variant, strength):
     u = outs.get(variant)
     if u is None:
-        return "*waiting for the base to finish…*" if variant == CQA_LABEL else ""
+        return "*waiting for the base to finish…*" if variant in TUNED else ""
     r = _score_json(u, variant, strength)
     if not u.done:
         return u.text + (f"\n\n---\n{card.live_markdown(r)}" if r else "")
@@ -314,16 +320,16 @@ def _side(outs, variant, strength):
     return f"{u.text}\n\n---\n{card.card_markdown(r)}{_notes_md(u.notes)}"
 
 
-def _verdict(outs, strength) -> str:
+def _verdict(outs, strength, tuned=CQA_LABEL) -> str:
     """Which of the two finished drafts scored higher, and by how much (bits/token)."""
-    done = {v: outs[v] for v in (BASE_LABEL, CQA_LABEL) if v in outs and outs[v].done}
+    done = {v: outs[v] for v in (BASE_LABEL, tuned) if v in outs and outs[v].done}
     if len(done) < 2:
         return ""
     if any(u.result is None for u in done.values()):
         return "One of the drafts has no scored passage: no comparison."
     a = _score_json(done[BASE_LABEL], BASE_LABEL, strength)
-    b = _score_json(done[CQA_LABEL], CQA_LABEL, strength)
-    return card.comparison_markdown(a, b, (BASE_LABEL, CQA_LABEL))
+    b = _score_json(done[tuned], tuned, strength)
+    return card.comparison_markdown(a, b, (BASE_LABEL, tuned))
 
 
 @user_errors
@@ -354,7 +360,7 @@ def export(record: dict, kind: str):
 # ---- API endpoints (gradio_client): plain arguments in, plain JSON out ----------------------
 def _api_answer(u, variant: str, strength: float) -> dict:
     return {"draft": u.text, "notes": u.notes, "notice": u.notice, "stop_reason": u.stop_reason,
-            "model": variant, "guidance": u.guidance, "cqa_strength": strength if variant == CQA_LABEL else None,
+            "model": variant, "guidance": u.guidance, "cqa_strength": strength if variant in TUNED else None,
             "seed": u.seed,
             "score": _score_json(u, variant, strength)}
 
@@ -374,10 +380,11 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
               cqa_strength: float = 1.0, n: int = DEFAULTS.drafts, notes: bool = DEFAULTS.reason_first) -> dict:
     """Write a draft for the brief; returns {"draft", "notes", "notice", "stop_reason", "guidance", "cqa_strength",
     "seed", "score": {... "tokens": [...]}, "ranked": [every draft, best first]}. max_tokens defaults to the
-    model's own (200 for base; 1024 for CQA, whose notes come first); guidance is brief guidance alpha (0-3),
-    cqa_strength the CQA adapter's scale (0-2); n drafts (1-8, seeds seed..seed+n-1) are ranked by I over
-    uncopied tokens per budget token, drafts restating the brief last (assistant/ranking.py); notes=False makes
-    a CQA model write its passage at once."""
+    model's own (200 for base and CQA-passage; 1024 for CQA, whose notes come first); model is "base", "CQA"
+    (the adapter that reasons first) or "CQA-passage" (the passage-only adapter, which always writes the passage
+    at once); guidance is brief guidance alpha (0-3), cqa_strength the tuned adapter's scale (0-2); n drafts
+    (1-8, seeds seed..seed+n-1) are ranked by I over uncopied tokens per budget token, drafts restating the brief
+    last (assistant/ranking.py); notes=False makes the CQA model write its passage at once."""
     from assistant import ranking
     with user_error_messages():
         sampler, alpha, strength = _api_settings(model, temperature, top_p, top_k, min_p, repeat_penalty, seed,
@@ -387,7 +394,7 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
         # the API answers with the finished drafts only: the stream's last update
         best = collections.deque(BACKEND.best_of(brief, sampler, n, variant=model, strength=strength,
                                                  template=template, guidance=alpha,
-                                                 notes=bool(notes) or model != CQA_LABEL), maxlen=1)[0]
+                                                 notes=writes_notes(model, notes)), maxlen=1)[0]
     ranked = []
     for u in best.ranked:
         a = _api_answer(u, model, strength)
@@ -399,22 +406,21 @@ def api_draft(task: str = "", intent: str = "", audience: str = "", world: str =
 def api_compare(task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
                 template: str = "chat", temperature: float = 0.8, top_p: float = 0.95, top_k: int = 40,
                 min_p: float = 0.05, repeat_penalty: float = 1.1, seed: int = 0, max_tokens: int | None = None,
-                stop: str = "", guidance: float = 0.0, cqa_strength: float = 1.0) -> dict:
-    """Base and CQA on the same brief, seed and guidance: {"base": draft, "CQA": draft, "difference": CQA's I per
-    token minus base's (bits/token, None when either has no scored passage)}; each draft as /draft returns it.
-    max_tokens defaults to each model's own."""
+                stop: str = "", guidance: float = 0.0, cqa_strength: float = 1.0, tuned: str = CQA_LABEL) -> dict:
+    """Base and a tuned model ("CQA", reasoning first, or "CQA-passage") on the same brief, seed and guidance:
+    {"base": draft, tuned: draft, "difference": the tuned draft's I per token minus base's (bits/token, None when
+    either has no scored passage)}; each draft as /draft returns it. max_tokens defaults to each model's own."""
     with user_error_messages():
         brief = _brief(task, intent, audience, world, text_so_far)
+        _check_tuned(tuned)
         answers = {}
-        for variant in (BASE_LABEL, CQA_LABEL):
-            if variant == CQA_LABEL and CQA_LABEL not in BACKEND.variants():
-                raise gr.Error("No CQA adapter is installed (models/cqa/adapter.gguf): only the base can run.")
+        for variant in (BASE_LABEL, tuned):
             sampler, alpha, strength = _api_settings(variant, temperature, top_p, top_k, min_p, repeat_penalty,
                                                      seed, max_tokens, stop, guidance, cqa_strength)
-            last = collections.deque(_stream(brief, variant, template, sampler, None, None, alpha, strength),
-                                     maxlen=1)[0]
+            last = collections.deque(_stream(brief, variant, template, sampler, None, None, alpha, strength,
+                                             writes_notes(variant)), maxlen=1)[0]
             answers[variant] = _api_answer(last, variant, strength)
-    scores = [answers[v]["score"] for v in (BASE_LABEL, CQA_LABEL)]
+    scores = [answers[v]["score"] for v in (BASE_LABEL, tuned)]
     answers["difference"] = (scores[1]["I_per_token"] - scores[0]["I_per_token"]) if all(scores) else None
     return answers
 
@@ -456,8 +462,8 @@ def build() -> gr.Blocks:
                                           info="0 = plain sampling; higher leans on words the brief explains "
                                                "(too high and drafts restate the brief)", elem_id="guidance")
                         strength = gr.Slider(0, MAX_STRENGTH, 1, step=0.05, label="CQA strength",
-                                             info="the CQA adapter's scale: 0 = the base, 1 = as trained",
-                                             visible=start == CQA_LABEL, elem_id="cqa-strength")
+                                             info="the tuned adapter's scale: 0 = the base, 1 = as trained",
+                                             visible=start in TUNED, elem_id="cqa-strength")
                     with gr.Row():
                         n_drafts = gr.Slider(1, writer.MAX_DRAFTS, DEFAULTS.drafts, step=1, label="Drafts",
                                              info="write N drafts (seeds s, s+1, ...) and show them ranked",
@@ -494,8 +500,8 @@ def build() -> gr.Blocks:
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
             model.change(_max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_visibility="private")
-            model.change(lambda v: (gr.update(visible=v == CQA_LABEL),) * 2, model, [strength, reason_first],
-                         api_visibility="private")
+            model.change(lambda v: (gr.update(visible=v in TUNED), gr.update(visible=v == CQA_LABEL)), model,
+                         [strength, reason_first], api_visibility="private")
             ins = [*brief_in, model, template, alpha, strength, n_drafts, reason_first, draft, last, *sampler_in]
             outs = [draft, notice, card_md, tokens, plot, last, ranked, batch]
             ranked.input(open_ranked, [ranked, batch], outs[:6], api_visibility="private")
@@ -508,8 +514,12 @@ def build() -> gr.Blocks:
             json_btn.click(lambda r: export(r, "json"), last, export_file, api_visibility="private")
             del gen_ev, regen_ev, cont_ev
         with gr.Tab("Compare", elem_id="compare-tab"):
-            gr.Markdown("Base and CQA on the brief, sampler settings, brief guidance and CQA strength of the Write "
-                        "tab, with the same seed: each scored live as it streams, then which scored higher.")
+            gr.Markdown("Base and a tuned model on the brief, sampler settings, brief guidance and CQA strength of "
+                        "the Write tab, with the same seed: each scored live as it streams, then which scored higher.")
+            tuned_in = [v for v in variants if v in TUNED]
+            cmp_tuned = gr.Radio(tuned_in or [CQA_LABEL], value=(tuned_in or [CQA_LABEL])[0], label="Tuned model",
+                                 info="CQA reasons in notes first; CQA-passage writes the passage at once",
+                                 elem_id="compare-tuned")
             with gr.Row():
                 cmp_btn = gr.Button("Generate with both", variant="primary")
                 cmp_stop = gr.Button("Stop comparing")
@@ -517,7 +527,8 @@ def build() -> gr.Blocks:
             with gr.Row():
                 left = gr.Markdown(label="base", elem_id="compare-base")
                 right = gr.Markdown(label="CQA", elem_id="compare-cqa")
-            cmp_btn.click(compare_tab, [*brief_in, template, alpha, strength, *sampler_in], [left, right, cmp_verdict],
+            cmp_btn.click(compare_tab, [*brief_in, cmp_tuned, template, alpha, strength, *sampler_in],
+                          [left, right, cmp_verdict],
                           api_visibility="private")
             cmp_stop.click(stop, None, None, queue=False, api_visibility="private")
         with gr.Tab("Score", elem_id="score-tab"):
@@ -552,7 +563,9 @@ def main(argv=None):
     p.add_argument("--model", default=env("CQA_MODEL"), help="catalog name, .gguf path or owner/repo:file.gguf")
     p.add_argument("--adapter", default=env("CQA_ADAPTER"),
                    help="CQA LoRA adapter: a .gguf path or a Hub repo OWNER/NAME made by `python -m finetune push`")
-    p.add_argument("--no-cqa", action="store_true", help="offer the base model alone (no CQA adapter)")
+    p.add_argument("--passage-adapter", default=env("CQA_PASSAGE_ADAPTER"),
+                   help="passage-only LoRA adapter (the CQA-passage model): a .gguf path or a Hub repo OWNER/NAME")
+    p.add_argument("--no-cqa", action="store_true", help="offer the base model alone (no tuned adapter)")
     p.add_argument("--annotations", default=env("CQA_ANNOTATIONS"),
                    help="annotation file (JSON Lines) the Annotate tab appends to; without it the tab is hidden")
     p.add_argument("--concurrency", type=int, default=int(env("CQA_CONCURRENCY", "2")),
@@ -571,7 +584,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     global POOL, BACKEND, ANNOTATIONS
     ANNOTATIONS = Path(args.annotations) if args.annotations else None
-    config = PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx, cqa=not args.no_cqa)
+    config = PoolConfig(args.model, args.adapter or None, args.threads, args.n_ctx, cqa=not args.no_cqa,
+                        passage_adapter=args.passage_adapter or None)
     POOL = Pool(config)
     try:
         if args.ray:   # optional scale-out: Ray is imported only here

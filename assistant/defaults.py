@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Defaults:
-    model: str          # "base" or "cqa": the variant the Write tab and the API start on
+    model: str          # "base", "cqa" or "cqa-passage": the variant the Write tab and the API start on
     guidance: float     # brief guidance alpha
     drafts: int         # best of N
     reason_first: bool  # a CQA draft writes its notes first
@@ -21,7 +21,8 @@ class Defaults:
 
 UNCHANGED = Defaults(model="cqa", guidance=0.0, drafts=1, reason_first=True)
 # grid writer name -> (model, reason_first)
-WRITERS = {"base": ("base", True), "cqa+notes": ("cqa", True), "cqa-notes": ("cqa", False)}
+WRITERS = {"base": ("base", True), "cqa+notes": ("cqa", True), "cqa-notes": ("cqa", False),
+           "passage": ("cqa-passage", False)}
 
 
 def from_choice(choice: dict) -> Defaults:
@@ -31,6 +32,8 @@ def from_choice(choice: dict) -> Defaults:
     Defaults(model='cqa', guidance=0.0, drafts=1, reason_first=True)
     >>> from_choice({"changed": True, "writer": "cqa-notes", "alpha": 0.5, "n": 4})
     Defaults(model='cqa', guidance=0.5, drafts=4, reason_first=False)
+    >>> from_choice({"changed": True, "writer": "passage", "alpha": 0.5, "n": 1}).model
+    'cqa-passage'
     """
     if not choice.get("changed"):
         return UNCHANGED

@@ -1,8 +1,11 @@
-"""The models a server offers: the weights loaded once, the base and CQA as variants of them.
+"""The models a server offers: the weights loaded once, the base and the tuned adapters as variants of them.
 
-Variants the UI offers: the base, and the base + CQA adapter (models/cqa/adapter.gguf) when that file
-exists, at a strength (LoRA scale 0-2). Every variant shares one llama.cpp context and its lock:
-memory is one model's, and a draft of one variant never reuses cells of another.
+Variants the UI offers: the base; the base + CQA adapter (models/cqa/adapter.gguf), which reasons in notes
+before its passage unless told to write at once; and the base + passage-only adapter
+(models/cqa-passage/adapter.gguf, trained on the same corpus with the passage alone as the target), which
+writes the passage at once. Each tuned variant exists when its file does, at a strength (LoRA scale 0-2).
+Every variant shares one llama.cpp context and its lock: memory is one model's, and a draft of one variant
+never reuses cells of another.
 """
 from __future__ import annotations
 
@@ -17,12 +20,30 @@ from .engine import DEFAULT_N_CTX, Engine
 
 log = logging.getLogger(__name__)
 
-CQA_ADAPTER = Path(__file__).resolve().parent.parent / "models" / "cqa" / "adapter.gguf"
+MODELS = Path(__file__).resolve().parent.parent / "models"
+CQA_ADAPTER = MODELS / "cqa" / "adapter.gguf"
+PASSAGE_ADAPTER = MODELS / "cqa-passage" / "adapter.gguf"
 BASE_LABEL = "base"
 CQA_LABEL = "CQA"
+PASSAGE_LABEL = "CQA-passage"
+TUNED = (CQA_LABEL, PASSAGE_LABEL)     # the variants with an adapter (and a strength)
 # New tokens per draft unless the user says otherwise. A CQA-tuned model writes its notes first (about
 # 500 tokens on the corpus, up to ~650) and then the passage (~280, up to ~370): 200 would end in the notes.
-DEFAULT_MAX_TOKENS = {BASE_LABEL: 200, CQA_LABEL: 1024}
+# The passage-only adapter writes the passage at once, like the base.
+DEFAULT_MAX_TOKENS = {BASE_LABEL: 200, CQA_LABEL: 1024, PASSAGE_LABEL: 200}
+
+
+def writes_notes(variant: str, reason_first: bool = True) -> bool:
+    """The writer's `notes` flag for a variant: CQA reasons first only when asked; the passage-only adapter writes
+    under the "Passage:" header at once (its training target, and how the generation grid measured it); the base
+    writes as it likes (no header is added).
+
+    >>> writes_notes(CQA_LABEL, False), writes_notes(PASSAGE_LABEL, True), writes_notes(BASE_LABEL, False)
+    (False, False, True)
+    """
+    if variant == PASSAGE_LABEL:
+        return False
+    return bool(reason_first) or variant != CQA_LABEL
 
 
 @dataclass(frozen=True)
@@ -31,7 +52,18 @@ class PoolConfig:
     adapter: Path | str | None = None  # CQA adapter: a .gguf path or a Hub repo OWNER/NAME; None = the shipped one
     n_threads: int | None = None      # None = all cores
     n_ctx: int = DEFAULT_N_CTX
-    cqa: bool = True                  # False: offer the base alone, even when an adapter is there
+    cqa: bool = True                  # False: offer the base alone, even when adapters are there
+    passage_adapter: Path | str | None = None   # the passage-only adapter, likewise; None = the shipped one
+
+
+# variant -> (PoolConfig field, environment variable, what to call it)
+_ASKED = {CQA_LABEL: ("adapter", "CQA_ADAPTER", "CQA adapter"),
+          PASSAGE_LABEL: ("passage_adapter", "CQA_PASSAGE_ADAPTER", "passage-only adapter")}
+
+
+def shipped_adapter(variant: str) -> Path:
+    """Where the repository keeps a tuned variant's adapter."""
+    return {CQA_LABEL: CQA_ADAPTER, PASSAGE_LABEL: PASSAGE_ADAPTER}[variant]
 
 
 class Pool:
@@ -41,34 +73,41 @@ class Pool:
         self._variants: dict[tuple, Engine] = {}
         self._loading = threading.Lock()
 
-    def adapter_path(self) -> Path | None:
-        """The adapter the CQA variant uses: one asked for (config, $CQA_ADAPTER) must exist; the shipped
-        models/cqa/adapter.gguf is used when present; None when there is none (or CQA is switched off)."""
+    def adapter_for(self, variant: str) -> Path | None:
+        """The adapter a tuned variant uses: one asked for (config, $CQA_ADAPTER / $CQA_PASSAGE_ADAPTER) must
+        exist; the shipped file is used when present; None when there is none (or tuning is switched off)."""
+        field, env, what = _ASKED[variant]
         if not self.config.cqa:
             return None
-        asked = self.config.adapter or os.environ.get("CQA_ADAPTER") or None
+        asked = getattr(self.config, field) or os.environ.get(env) or None
         if asked is not None:
             path = catalog.resolve_adapter(asked)   # a local file, or OWNER/NAME on the Hub (cached)
             if not path.is_file():
-                raise ValueError(f"CQA adapter {asked} does not exist")
+                raise ValueError(f"{what} {asked} does not exist")
             return path
-        return CQA_ADAPTER if CQA_ADAPTER.is_file() else None
+        shipped = shipped_adapter(variant)
+        return shipped if shipped.is_file() else None
+
+    def adapter_path(self) -> Path | None:
+        """The CQA variant's adapter (see adapter_for)."""
+        return self.adapter_for(CQA_LABEL)
 
     def variants(self) -> list[str]:
-        return [BASE_LABEL] + ([CQA_LABEL] if self.adapter_path() else [])
+        return [BASE_LABEL] + [v for v in TUNED if self.adapter_for(v)]
 
     def get(self, variant: str = BASE_LABEL, strength: float = 1.0) -> Engine:
-        """The engine for a variant (CQA at `strength`); the weights load on first use."""
-        if variant not in (BASE_LABEL, CQA_LABEL):
+        """The engine for a variant (a tuned one at `strength`); the weights load on first use."""
+        if variant != BASE_LABEL and variant not in TUNED:
             raise ValueError(f"unknown variant {variant!r}: choose one of {self.variants()}")
         with self._loading:
-            lora = self.adapter_path() if variant == CQA_LABEL else None
+            lora = self.adapter_for(variant) if variant in TUNED else None
             if self._base is None:
                 self._base = Engine.load(self.config.model, n_threads=self.config.n_threads, n_ctx=self.config.n_ctx)
             if variant == BASE_LABEL:
                 return self._base
             if lora is None:
-                raise ValueError("no CQA adapter found at models/cqa/adapter.gguf: build one with "
+                where = Path(*shipped_adapter(variant).parts[-3:])
+                raise ValueError(f"no {_ASKED[variant][2]} found at {where}: build one with "
                                  "`python -m finetune train` and `python -m finetune export`")
             key = (lora, float(strength))
             if key not in self._variants:

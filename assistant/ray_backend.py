@@ -12,6 +12,7 @@ the user gets one clear message. Ray restarts the lost replica.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -109,8 +110,7 @@ def deploy(pool_config: PoolConfig, cfg: ServeConfig):
         opts["autoscaling_config"] = {"min_replicas": lo, "max_replicas": hi, "target_ongoing_requests": target}
     else:
         opts["num_replicas"] = cfg.replicas
-    cfg_threads = PoolConfig(pool_config.model, pool_config.adapter, cfg.replica_threads, pool_config.n_ctx,
-                             pool_config.cqa)
+    cfg_threads = dataclasses.replace(pool_config, n_threads=cfg.replica_threads)
     app = serve.deployment(EngineReplica, name="EngineReplica", **opts).bind(cfg_threads)
     return serve.run(app, name=APP_NAME, route_prefix=None)
 

@@ -131,8 +131,10 @@ def test_score_separates_spans_copied_from_the_brief(api, scored):
     copy = api.score(text=RESTATING, **BRIEF)
     fresh = scored["on"]
     check_score(copy, RESTATING)
-    assert fresh["n_copied"] == 0 and fresh["I_uncopied"] == pytest.approx(fresh["I"])
-    assert copy["n_copied"] >= 10 and copy["I_copied"] > 0
+    # Copying is a shared run of 2 words or more: the fresh text shares only "the lighthouse" and "her brother".
+    assert "".join(t["token"] for t in fresh["tokens"] if t["copied"]).split() == ["the", "lighthouse", "her", "brother"]
+    assert fresh["I_uncopied"] == pytest.approx(fresh["I"] - fresh["I_copied"])
+    assert copy["n_copied"] >= 10 and copy["n_copied"] > 2 * fresh["n_copied"] and copy["I_copied"] > 0
     copied = "".join(t["token"] for t in copy["tokens"] if t["copied"])
     assert "Skerry" in copied and "1953" in copied
     # Restating earns I cheaply (DESIGN.md section 3); without the copied spans much less is left.
@@ -192,6 +194,7 @@ BAD = [
     ("/draft", dict(task="t", n=9), r"drafts: 9 must be a whole number from 1 to 8"),
     ("/compare", dict(task="t", guidance=3.5, cqa_strength=-0.1),
      r"guidance 3.5 must be between 0 and 3; CQA strength -0.1 must be between 0 and 2"),
+    ("/compare", dict(task="t", tuned="base"), r"unknown tuned model 'base': choose one of \['CQA', 'CQA-passage'\]"),
 ]
 
 
@@ -225,6 +228,25 @@ def test_cqa_draft_keeps_notes_apart_and_scores_only_a_passage(api):
     again = api.score(text=d["draft"], model="CQA", **BRIEF)
     if [t["token"] for t in again["tokens"]] == [t["token"] for t in d["score"]["tokens"]]:
         assert abs(again["I_per_token"] - d["score"]["I_per_token"]) <= 2 * SY_MEAN_TOL
+
+
+def test_passage_only_model_writes_its_passage_at_once(api):
+    """The passage-only adapter (models/cqa-passage) as a third model: no notes even when asked to reason first,
+    every draft scored from its first token, ranked like any other, and compared with the base."""
+    d = api.draft(**BRIEF, model="CQA-passage", max_tokens=32, seed=3, notes=True, n=2, cqa_strength=0.75)
+    assert d["model"] == "CQA-passage" and d["cqa_strength"] == 0.75 and len(d["ranked"]) == 2
+    for r in d["ranked"]:
+        assert r["notes"] == "" and not r["draft"].lstrip().startswith(("Notes:", "Passage:"))
+        check_score(r["score"], r["draft"])
+    again = api.score(text=d["draft"], model="CQA-passage", **BRIEF)
+    if [t["token"] for t in again["tokens"]] == [t["token"] for t in d["score"]["tokens"]]:
+        assert abs(again["I_per_token"] - d["score"]["I_per_token"]) <= 2 * SY_MEAN_TOL
+    base = api.score(text=d["draft"], model="base", **BRIEF)
+    assert base["I"] != again["I"]                  # the adapter is applied when it scores
+    c = api.call("/compare", **BRIEF, max_tokens=24, seed=4, tuned="CQA-passage")
+    assert set(c) == {"base", "CQA-passage", "difference"} and c["CQA-passage"]["notes"] == ""
+    check_score(c["CQA-passage"]["score"])
+    assert c["difference"] == pytest.approx(c["CQA-passage"]["score"]["I_per_token"] - c["base"]["score"]["I_per_token"])
 
 
 def _raw_call(server, endpoint: str, body: bytes) -> tuple[int, str]:

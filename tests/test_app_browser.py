@@ -202,6 +202,39 @@ def test_write_tab_cqa_keeps_its_notes_folded(page, artifacts):
     pg.screenshot(path=artifacts / "browser-write-cqa-notes.png", full_page=True)
 
 
+def test_passage_only_model_writes_at_once_and_compares_with_the_base(page, artifacts):
+    """The third model: the passage-only adapter has a strength but no "Reason first" (it never writes notes),
+    a passage-sized Max tokens, a scored draft from its first token; Compare can put it beside the base."""
+    pg, write = page, page.locator("#write-tab")
+    write.get_by_label("Task").fill(TASK)
+    write.get_by_label("CQA-passage", exact=True).check()
+    expect(pg.get_by_label("range slider for CQA strength")).to_be_visible()
+    expect(pg.locator("#reason-first")).to_be_hidden()
+    expect(pg.get_by_label("range slider for Max tokens")).to_have_value("200")
+    set_max_tokens(pg, 24)
+    set_number(pg, "CQA strength", 1)
+    button(pg, "Generate").click()
+    card = pg.locator("#score-card")
+    expect(card).to_contain_text("Calibrated surprise I(X;Y)", timeout=STEP_MS)
+    expect(card).to_contain_text("CQA strength 1")
+    draft = pg.locator("#draft textarea").input_value()
+    assert draft.strip() and not draft.lstrip().startswith(("Notes:", "Passage:")), draft[:200]
+    assert pg.locator("#notice details").count() == 0 and card_tokens(pg) >= 1
+    pg.screenshot(path=artifacts / "browser-write-passage-model.png", full_page=True)
+
+    pg.get_by_role("tab", name="Compare", exact=True).click()
+    pg.locator("#compare-tuned").get_by_label("CQA-passage", exact=True).check()
+    button(pg, "Generate with both").click()
+    verdict = pg.locator("#compare-verdict")
+    expect(verdict).to_contain_text(re.compile(r"has the higher calibrated surprise|the same I"), timeout=2 * STEP_MS)
+    assert "CQA-passage" in verdict.inner_text()
+    expect(pg.locator("#compare-cqa")).to_contain_text("Calibrated surprise I(X;Y)")
+    pg.screenshot(path=artifacts / "browser-compare-passage.png", full_page=True)
+    pg.locator("#compare-tuned").get_by_label("CQA", exact=True).check()
+    pg.get_by_role("tab", name="Write", exact=True).click()
+    write.get_by_label("base", exact=True).check()
+
+
 def test_write_tab_scores_live_while_the_draft_streams(page, artifacts):
     """The score is there while the draft is written (twin stream), then the full card, with the guidance
     that wrote it."""

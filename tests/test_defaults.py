@@ -27,4 +27,15 @@ def test_the_page_and_the_api_start_from_the_defaults():
     sig = inspect.signature(app.api_draft).parameters
     assert sig["guidance"].default == defaults.CURRENT.guidance
     assert sig["n"].default == defaults.CURRENT.drafts and sig["notes"].default == defaults.CURRENT.reason_first
-    assert app.DEFAULT_VARIANT == {"base": app.BASE_LABEL, "cqa": app.CQA_LABEL}[defaults.CURRENT.model]
+    assert app.DEFAULT_VARIANT == {"base": app.BASE_LABEL, "cqa": app.CQA_LABEL,
+                                   "cqa-passage": app.PASSAGE_LABEL}[defaults.CURRENT.model]
+
+
+def test_every_grid_writer_is_a_way_of_writing_the_app_offers():
+    """A grid choice of any writer maps to a model the app has and the `notes` flag the grid wrote with."""
+    from assistant.pool import BASE_LABEL, CQA_LABEL, PASSAGE_LABEL, writes_notes
+    label = {"base": BASE_LABEL, "cqa": CQA_LABEL, "cqa-passage": PASSAGE_LABEL}
+    grid_notes = {"base": True, "cqa+notes": True, "cqa-notes": False, "passage": False}   # eval/grid_report.py
+    for writer, notes in grid_notes.items():
+        d = defaults.from_choice({"changed": True, "writer": writer, "alpha": 0.5, "n": 4})
+        assert writes_notes(label[d.model], d.reason_first) == notes, writer

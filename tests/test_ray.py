@@ -41,7 +41,7 @@ def local():
 
 
 def test_same_draft_and_score_as_in_process(backend, local):
-    assert backend.variants() == ["base", "CQA"]
+    assert backend.variants() == ["base", "CQA", "CQA-passage"]   # every shipped model, on every replica
     s = Sampler(seed=3, max_tokens=16)
     remote = list(backend.write(BRIEF, s, variant="base"))
     here = writer.complete(local, BRIEF, s)
@@ -54,6 +54,8 @@ def test_same_draft_and_score_as_in_process(backend, local):
     assert backend.score(BRIEF, "The lamp was lit.", variant="CQA")["I"] != pytest.approx(
         writer.score(local, BRIEF, "The lamp was lit.").score.I, abs=1e-6)
     assert backend.tokenize("The lamp.", variant="CQA", strength=0.5) == cqa.tokenize_text("The lamp.")
+    passage = writer.score(local.variant("models/cqa-passage/adapter.gguf"), BRIEF, "The lamp was lit.").score.I
+    assert backend.score(BRIEF, "The lamp was lit.", variant="CQA-passage")["I"] == pytest.approx(passage, abs=1e-9)
 
 
 def test_bad_input_is_the_users_error_not_a_ray_error(backend):

@@ -121,14 +121,22 @@ def test_an_adapter_for_another_base_is_refused(tmp_path):
 
 def test_pool_offers_cqa_only_with_an_adapter(tmp_path, monkeypatch):
     monkeypatch.delenv("CQA_ADAPTER", raising=False)
-    assert Pool().variants() == ["base", "CQA"]                       # the shipped one
+    monkeypatch.delenv("CQA_PASSAGE_ADAPTER", raising=False)
+    assert Pool().variants() == ["base", "CQA", "CQA-passage"]       # the shipped ones
     with pytest.raises(ValueError, match="CQA adapter .*missing.gguf does not exist"):
         Pool(PoolConfig(adapter=tmp_path / "missing.gguf")).variants()  # asked for, absent: an error
+    with pytest.raises(ValueError, match="passage-only adapter .*gone.gguf does not exist"):
+        Pool(PoolConfig(passage_adapter=tmp_path / "gone.gguf")).variants()
+    assert Pool(PoolConfig(cqa=False)).variants() == ["base"]
     monkeypatch.setattr(pool, "CQA_ADAPTER", tmp_path / "none" / "adapter.gguf")
+    assert Pool().variants() == ["base", "CQA-passage"]
+    monkeypatch.setattr(pool, "PASSAGE_ADAPTER", tmp_path / "none" / "passage.gguf")
     bare = Pool()
     assert bare.variants() == ["base"]
-    with pytest.raises(ValueError, match=r"no CQA adapter found .*python -m finetune train"):
+    with pytest.raises(ValueError, match=r"no CQA adapter found at .*adapter.gguf: build one .*python -m finetune train"):
         bare.get("CQA")
+    with pytest.raises(ValueError, match=r"no passage-only adapter found .*python -m finetune train"):
+        bare.get("CQA-passage")
 
 
 def test_app_refuses_to_start_with_a_missing_adapter(tmp_path):
