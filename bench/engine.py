@@ -11,7 +11,7 @@
     beside what the extra unconditional pass of the one-stream engine cost
 (c) scoring pasted text, both passes: tokens of text per second vs transformers fp32 on the same text
     (target >= 1.5x)
-(d) memory of the app process after a draft from each model: PSS and peak RSS, base + CQA vs the base alone
+(d) memory of the app process after a draft from each model: PSS and peak RSS, base + both tuned models vs the base alone
     (target <= 1.15x PSS)
 (e) the log-prob pass over llama.cpp setups (requantized copies, batch sizes, flash attention)
 (f) may a requantized copy be served instead of the shipped file? Per-text I correlation and per-token mean
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from assistant import catalog  # noqa: E402
 from assistant.brief import Brief  # noqa: E402
 from assistant.engine import Engine  # noqa: E402
-from assistant.pool import CQA_ADAPTER  # noqa: E402
+from assistant.pool import Pool  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
 from assistant.scoring import from_logprobs, prompts_for, score_text  # noqa: E402
 
@@ -240,7 +240,7 @@ def _app_memory(variants: list[str], threads: int) -> tuple[float, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    flags = [] if "CQA" in variants else ["--no-cqa"]
+    flags = [] if len(variants) > 1 else ["--no-cqa"]
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--threads", str(threads),
                              *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -262,12 +262,13 @@ def part_d(threads: int) -> None:
     model_mb = catalog.resolve().path.stat().st_size / 2**20
     pss_b, hwm_b = _app_memory(["base"], threads)
     line = f"(d) app process, base alone after a draft: PSS {pss_b:.0f} MiB, peak RSS {hwm_b:.0f} MiB"
-    if CQA_ADAPTER.is_file():
-        pss, hwm = _app_memory(["base", "CQA"], threads)
-        line += (f"; base + CQA after a draft from each: PSS {pss:.0f} MiB, peak RSS {hwm:.0f} MiB; "
+    variants = Pool().variants()     # the base and every shipped tuned model (CQA, CQA-passage)
+    if len(variants) > 1:
+        pss, hwm = _app_memory(variants, threads)
+        line += (f"; {' + '.join(variants)} after a draft from each: PSS {pss:.0f} MiB, peak RSS {hwm:.0f} MiB; "
                  f"ratio {pss / pss_b:.3f} PSS, {hwm / hwm_b:.3f} peak RSS (target <= 1.15 PSS)")
-    print(line + f" [model file {model_mb:.0f} MiB, mmapped; adapter "
-                 f"{CQA_ADAPTER.stat().st_size / 2**20 if CQA_ADAPTER.is_file() else 0:.1f} MiB]")
+    sizes = ", ".join(f"{v} {Pool().adapter_for(v).stat().st_size / 2**20:.1f} MiB" for v in variants[1:])
+    print(line + f" [model file {model_mb:.0f} MiB, mmapped; adapters: {sizes or 'none'}]")
 
 
 def main():
