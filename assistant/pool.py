@@ -56,9 +56,9 @@ class PoolConfig:
     passage_adapter: Path | str | None = None   # the passage-only adapter, likewise; None = the shipped one
 
 
-# variant -> (PoolConfig field, environment variable, what to call it)
-_ASKED = {CQA_LABEL: ("adapter", "CQA_ADAPTER", "CQA adapter"),
-          PASSAGE_LABEL: ("passage_adapter", "CQA_PASSAGE_ADAPTER", "passage-only adapter")}
+# variant -> (PoolConfig field, environment variable, what to call it, its training config and models/ folder)
+_ASKED = {CQA_LABEL: ("adapter", "CQA_ADAPTER", "CQA adapter", "cqa"),
+          PASSAGE_LABEL: ("passage_adapter", "CQA_PASSAGE_ADAPTER", "passage-only adapter", "cqa-passage")}
 
 
 def shipped_adapter(variant: str) -> Path:
@@ -76,7 +76,7 @@ class Pool:
     def adapter_for(self, variant: str) -> Path | None:
         """The adapter a tuned variant uses: one asked for (config, $CQA_ADAPTER / $CQA_PASSAGE_ADAPTER) must
         exist; the shipped file is used when present; None when there is none (or tuning is switched off)."""
-        field, env, what = _ASKED[variant]
+        field, env, what, _ = _ASKED[variant]
         if not self.config.cqa:
             return None
         asked = getattr(self.config, field) or os.environ.get(env) or None
@@ -106,9 +106,10 @@ class Pool:
             if variant == BASE_LABEL:
                 return self._base
             if lora is None:
-                where = Path(*shipped_adapter(variant).parts[-3:])
-                raise ValueError(f"no {_ASKED[variant][2]} found at {where}: build one with "
-                                 "`python -m finetune train` and `python -m finetune export`")
+                _, _, what, name = _ASKED[variant]
+                raise ValueError(f"no {what} found at {shipped_adapter(variant)}: build one with `python -m finetune "
+                                 f"train --config finetune/configs/{name}.toml` and `python -m finetune export "
+                                 f"--to models/{name}`")
             key = (lora, float(strength))
             if key not in self._variants:
                 self._variants[key] = self._base.variant(lora, strength)
