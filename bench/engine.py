@@ -262,12 +262,13 @@ def part_d(threads: int) -> None:
     model_mb = catalog.resolve().path.stat().st_size / 2**20
     pss_b, hwm_b = _app_memory(["base"], threads)
     line = f"(d) app process, base alone after a draft: PSS {pss_b:.0f} MiB, peak RSS {hwm_b:.0f} MiB"
-    variants = Pool().variants()     # the base and every shipped tuned model (CQA, CQA-passage)
+    pool = Pool()
+    variants = pool.variants()       # the base and every shipped tuned model (CQA, CQA-passage)
     if len(variants) > 1:
         pss, hwm = _app_memory(variants, threads)
         line += (f"; {' + '.join(variants)} after a draft from each: PSS {pss:.0f} MiB, peak RSS {hwm:.0f} MiB; "
                  f"ratio {pss / pss_b:.3f} PSS, {hwm / hwm_b:.3f} peak RSS (target <= 1.15 PSS)")
-    sizes = ", ".join(f"{v} {Pool().adapter_for(v).stat().st_size / 2**20:.1f} MiB" for v in variants[1:])
+    sizes = ", ".join(f"{v} {pool.adapter_for(v).stat().st_size / 2**20:.1f} MiB" for v in variants[1:])
     print(line + f" [model file {model_mb:.0f} MiB, mmapped; adapters: {sizes or 'none'}]")
 
 

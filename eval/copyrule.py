@@ -22,6 +22,8 @@ score used 3-word spans is read under the score's rule of today by `follow`, wit
 """
 from __future__ import annotations
 
+from assistant import copying
+
 from . import stats
 
 RULES = ("2", "3")
@@ -42,9 +44,7 @@ def follow(score: dict | None, n: int | None = None) -> dict | None:
     """
     if not score or not score.get("copy_rules"):
         return score
-    if n is None:
-        from assistant.copying import N_WORDS as n
-    rule = score["copy_rules"][str(n)]
+    rule = score["copy_rules"][str(copying.N_WORDS if n is None else n)]
     return {**score, **{k: rule[k] for k in ("I_uncopied", "I_uncopied_per_token", "n_copied")}}
 
 

@@ -84,9 +84,8 @@ def use_copy_rule(rows: list[dict], n: str, budget: int) -> None:
     for r in rows:
         for name, sc in r["scores"].items():
             if sc and sc.get("copy_rules"):
-                alt = sc["copy_rules"][n]
-                sc.update(I_uncopied=alt["I_uncopied"], I_uncopied_per_token=alt["I_uncopied_per_token"],
-                          I_uncopied_budget=alt["I_uncopied"] / budget)
+                sc.update(copyrule.follow(sc, int(n)))
+                sc["I_uncopied_budget"] = sc["I_uncopied"] / budget
 
 
 def best_of_vs_random(rows: list[dict], drafts: list[dict], brief_texts: dict) -> dict:
