@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 from . import chat
+from .errors import BadBrief
 from .chat import ChatFormatter, Messages, Prompt
 
 SYSTEM = "You are a creative writing assistant."
@@ -29,8 +30,7 @@ PASSAGE_HEADER = "Passage:"  # ...then writes the passage under this one (finetu
 TEMPLATES = ("chat", "plain")              # chat: the model's own chat template from its GGUF
 
 
-class BriefError(ValueError):
-    """A brief that cannot be used; the message says which field and why."""
+BriefError = BadBrief   # a brief that cannot be used; the message says which field and why
 
 
 @dataclass(frozen=True)

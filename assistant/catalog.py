@@ -18,18 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ModelUnavailable, UnknownModel  # noqa: F401 - raised here, imported from here by callers
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_MAGIC = b"GGUF"
 
 
-class UnknownModel(LookupError):
-    """A model name that is not in the catalog, not a local .gguf and not a Hub file."""
-
-
-class ModelUnavailable(RuntimeError):
-    """A known model that cannot be had here (package not installed, offline, bad file)."""
+# UnknownModel: a name that is not in the catalog, not a local .gguf and not a Hub file;
+# ModelUnavailable: a known model that cannot be had here (package not installed, offline, bad file).
 
 
 @dataclass(frozen=True)

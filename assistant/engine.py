@@ -30,6 +30,7 @@ import numpy as np
 
 from . import catalog, guidance
 from .chat import Prompt
+from .errors import EngineFailure
 from .llama import Context, LlamaError, Weights
 from .sampler import Sampler
 
@@ -48,7 +49,7 @@ GGUF_ARCH = "general.architecture"
 GGUF_NAME = "general.name"
 
 
-class EngineError(RuntimeError):
+class EngineError(EngineFailure):
     """Anything the engine cannot do, said so a user knows what to change."""
 
 

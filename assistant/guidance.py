@@ -36,12 +36,14 @@ import math
 
 import numpy as np
 
+from .errors import BadSampler
+
 DEFAULT_BETA = 0.1        # plausibility mask: keep tokens with p(x|Y) >= beta * max p(.|Y)
 MAX_ALPHA = 3.0           # the UI's range; beyond it drafts are mostly the brief's own words
 BETA_RANGE = (0.0, 1.0)
 
 
-class GuidanceError(ValueError):
+class GuidanceError(BadSampler):
     """Guidance values out of range; the message lists every problem."""
 
 

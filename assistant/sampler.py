@@ -4,9 +4,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from .errors import BadSampler
 
-class SamplerError(ValueError):
-    """One or more sampler values out of range; the message lists them all."""
+
+SamplerError = BadSampler   # sampler values out of range; the message lists them all
 
 
 MAX_TOKENS_LIMIT = 2048  # a draft longer than the default context is never what a writer meant
