@@ -5,17 +5,21 @@
     python -m assistant models
 
 BRIEF.json: {"task", "intent", "audience", "world", "text_so_far"} (all strings, any may be missing).
-Errors print one line to stderr and exit 1; never a traceback.
+A user's error (assistant.errors.UserError) prints one line to stderr and exits 1; anything else is a bug
+and keeps its traceback. Environment: CQA_MODEL, CQA_THREADS, CQA_CACHE, CQA_EXTRA_BUFTS give the defaults
+of --model, --threads, the cache folder and --extra-bufts (read here, nowhere in the core).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from . import catalog
-from .brief import Brief, BriefError
+from . import catalog, llama
+from .brief import Brief
+from .errors import UserError
 
 
 def _read_text(path: str, what: str) -> str:
@@ -56,7 +60,7 @@ def cmd_draft(args) -> int:
     if problems:
         raise SamplerError("; ".join(problems))
     eng = Engine.load(args.model, lora_path=args.adapter, strength=args.strength, n_threads=args.threads,
-                      n_ctx=args.n_ctx)
+                      n_ctx=args.n_ctx, extra_bufts=_extra_bufts(args), cache_dir=args.cache_dir)
     from . import ranking
     end = None
     for end in writer.best_of(eng, brief, sampler, args.n, args.template, guidance=args.guidance,
@@ -88,7 +92,8 @@ def cmd_score(args) -> int:
 
     brief = _brief(args)
     text = _read_text(args.text, "text")
-    eng = Engine.load(args.model, lora_path=args.adapter, n_threads=args.threads, n_ctx=args.n_ctx)
+    eng = Engine.load(args.model, lora_path=args.adapter, n_threads=args.threads, n_ctx=args.n_ctx,
+                      extra_bufts=_extra_bufts(args), cache_dir=args.cache_dir)
     result = score_text(eng, brief, text, template=args.template)
     out = result.to_json()
     out["model"] = eng.info()
@@ -103,10 +108,14 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _extra_bufts(args) -> bool:
+    return llama.choose_extra_bufts(args.extra_bufts, llama.system_info())[0]
+
+
 def cmd_models(args) -> int:
     for name, e in catalog.ENTRIES.items():
         try:
-            where = str(catalog.resolve(name).path)
+            where = str(catalog.resolve(name, args.cache_dir).path)
         except catalog.ModelUnavailable as err:
             where = f"not available: {err}"
         print(f"{name:14s} {e.help} [{e.license}]\n{'':14s} {where}")
@@ -114,23 +123,27 @@ def cmd_models(args) -> int:
 
 
 def main(argv=None) -> int:
+    env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__.splitlines()[0])
+    p.set_defaults(cache_dir=Path(env("CQA_CACHE") or catalog.DEFAULT_CACHE))
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("score", help="calibrated surprise of a text under a brief")
+    engine_flags = argparse.ArgumentParser(add_help=False)
+    engine_flags.add_argument("--model", default=env("CQA_MODEL"), help=f"catalog name, .gguf path or "
+                              f"owner/repo:file.gguf (default {catalog.DEFAULT_MODEL})")
+    engine_flags.add_argument("--threads", type=int, default=int(env("CQA_THREADS") or 0) or None,
+                              help="CPU threads (default: all cores)")
+    engine_flags.add_argument("--n-ctx", type=int, default=2048, help="context window, tokens")
+    engine_flags.add_argument("--extra-bufts", default=env("CQA_EXTRA_BUFTS", "auto"), choices=llama.EXTRA_BUFTS_MODES,
+                              help="llama.cpp's extra weight buffer types (auto: off on CPUs with AMX)")
+    s = sub.add_parser("score", help="calibrated surprise of a text under a brief", parents=[engine_flags])
     s.add_argument("--brief", help="BRIEF.json (omit for an empty brief)")
     s.add_argument("--text", required=True, help="TEXT.txt, or - for standard input")
-    s.add_argument("--model", default=None, help=f"catalog name, .gguf path or owner/repo:file.gguf "
-                                                 f"(default {catalog.DEFAULT_MODEL})")
     s.add_argument("--adapter", default=None, help="a GGUF LoRA adapter, e.g. models/cqa/adapter.gguf")
     s.add_argument("--template", default="chat", choices=["chat", "plain"], help="prompt format")
-    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    s.add_argument("--n-ctx", type=int, default=2048, help="context window, tokens")
     s.add_argument("--json", action="store_true", help="print the full result as JSON")
     s.set_defaults(fn=cmd_score)
-    d = sub.add_parser("draft", help="write a draft for a brief, with its score")
+    d = sub.add_parser("draft", help="write a draft for a brief, with its score", parents=[engine_flags])
     d.add_argument("--brief", required=True, help="BRIEF.json")
-    d.add_argument("--model", default=None, help=f"catalog name, .gguf path or owner/repo:file.gguf "
-                                                 f"(default {catalog.DEFAULT_MODEL})")
     d.add_argument("--adapter", default=None, help="a GGUF LoRA adapter (CQA: models/cqa/adapter.gguf)")
     d.add_argument("--strength", type=float, default=1.0, help="the adapter's scale, 0-2 (default 1)")
     d.add_argument("--guidance", type=float, default=0.0, help="brief guidance alpha, 0-3 (default 0: plain sampling)")
@@ -142,19 +155,14 @@ def main(argv=None) -> int:
                                ("--max-tokens", int, 200)):
         d.add_argument(flag, type=typ, default=default, help=f"sampler setting (default {default})")
     d.add_argument("--stop", action="append", help="stop before this string (repeatable)")
-    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    d.add_argument("--n-ctx", type=int, default=2048, help="context window, tokens")
     d.add_argument("--json", action="store_true", help="print the draft and its score as JSON")
     d.set_defaults(fn=cmd_draft)
     m = sub.add_parser("models", help="list the catalog")
     m.set_defaults(fn=cmd_models)
     args = p.parse_args(argv)
-    from .engine import EngineError
-    from .sampler import SamplerError
     try:
         return args.fn(args)
-    except (catalog.UnknownModel, catalog.ModelUnavailable, EngineError, BriefError, SamplerError,
-            ValueError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .errors import ModelUnavailable, UnknownModel  # noqa: F401 - raised here, 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_CACHE = Path.home() / ".cache" / "cqa"   # assembled models, eval's score cache, the load probe (CQA_CACHE)
 GGUF_MAGIC = b"GGUF"
 
 
@@ -62,11 +62,12 @@ def known_names() -> list[str]:
     return list(ENTRIES)
 
 
-def resolve(name: str | None = None) -> ResolvedModel:
-    """Name -> ResolvedModel. Raises UnknownModel or ModelUnavailable with what to do."""
-    name = (name or os.environ.get("CQA_MODEL") or DEFAULT_MODEL).strip()
+def resolve(name: str | None = None, cache_dir: Path = DEFAULT_CACHE) -> ResolvedModel:
+    """Name -> ResolvedModel (None: the embedded default). Raises UnknownModel or ModelUnavailable with what to
+    do. `cache_dir`: where a model that ships in chunks is assembled once."""
+    name = (name or DEFAULT_MODEL).strip()
     if name in ENTRIES:
-        return ResolvedModel(name, check_gguf(_packaged_path(ENTRIES[name])))
+        return ResolvedModel(name, check_gguf(_packaged_path(ENTRIES[name], Path(cache_dir))))
     path = Path(name).expanduser()
     if name.lower().endswith(".gguf") and path.exists():
         return ResolvedModel(name, check_gguf(path))
@@ -91,7 +92,7 @@ def check_gguf(path: Path) -> Path:
     return path
 
 
-def _packaged_path(entry: Entry) -> Path:
+def _packaged_path(entry: Entry, cache_dir: Path) -> Path:
     spec = importlib.util.find_spec(entry.module)  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(f"model {entry.name!r} needs the PyPI package {entry.package}: "
@@ -99,14 +100,14 @@ def _packaged_path(entry: Entry) -> Path:
     folder = Path(next(iter(spec.submodule_search_locations)))
     if entry.relpath:
         return folder / entry.relpath
-    return _assembled(entry)
+    return _assembled(entry, cache_dir)
 
 
-def _assembled(entry: Entry) -> Path:
+def _assembled(entry: Entry, cache_dir: Path) -> Path:
     """Gemma ships in 4 chunk packages; its own assemble() joins and checks them (once)."""
     import importlib
     mod = importlib.import_module(entry.module)
-    target = Path(os.environ.get("CQA_CACHE", Path.home() / ".cache" / "cqa")) / mod.MODEL_NAME
+    target = cache_dir / mod.MODEL_NAME
     if target.exists() and target.stat().st_size > 0:
         return target
     log.info("assembling %s into %s", entry.name, target)

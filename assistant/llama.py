@@ -7,24 +7,72 @@
 The weights are loaded once; a context holds a KV cache whose cells its sequences share, and the
 adapter state (LoRA + scale) it decodes with. Only this module and engine.py touch llama.cpp; neither
 reaches into `llama_cpp.Llama`.
+
+Where the weights live is decided here, once, for every path (app, CLI, eval, Ray replicas, bench):
+llama.cpp's CPU backend may move weights into "extra buffer types" (repacked layouts for faster matrix
+products: AMX tiles on Intel CPUs with AMX, CPU_REPACK interleaved rows elsewhere). Its AMX buffer
+crashes the process in the first matrix product on some Xeons (ggml-org/llama.cpp issue 20824), and for
+Q4_1 (the embedded model) it is the only extra type that applies. `choose_extra_bufts` turns extra
+buffer types off where llama.cpp reports AMX and keeps llama.cpp's default elsewhere:
+
+    >>> choose_extra_bufts("auto", "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1")
+    (False, 'off: llama.cpp reports AMX_INT8 on this CPU, whose AMX weight buffer can crash (llama.cpp issue 20824)')
+    >>> choose_extra_bufts("auto", "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | OPENMP = 1")
+    (True, "on: llama.cpp's default (no AMX on this CPU)")
 """
 from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from .errors import BadInput
+
 log = logging.getLogger(__name__)
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 PENALTY_LAST_N = 64       # tokens the repeat penalty looks back over (llama-cpp-python's default)
 
 
+EXTRA_BUFTS_MODES = ("auto", "on", "off")   # auto: off where llama.cpp reports AMX, else llama.cpp's default (on)
+ISSUE_AMX = "llama.cpp issue 20824"
+
+
 class LlamaError(RuntimeError):
     """llama.cpp refused: a file it cannot load, a batch it cannot decode."""
+
+
+def system_info() -> str:
+    """llama.cpp's system info line: the CPU features its build uses (e.g. 'AVX2 = 1 | AMX_INT8 = 1')."""
+    return (_lib().llama_print_system_info() or b"").decode("utf-8", "replace").strip()
+
+
+def supports_gpu_offload() -> bool:
+    return bool(_lib().llama_supports_gpu_offload())
+
+
+def has_amx(info: str) -> bool:
+    """Does llama.cpp's system info report AMX (its AMX weight buffer type is then compiled in and used)?
+
+    >>> has_amx("CPU : AVX512 = 1 | AMX_INT8 = 1 |"), has_amx("CPU : AVX512 = 1 | AMX_INT8 = 0 |"), has_amx("")
+    (True, False, False)
+    """
+    return re.search(r"\bAMX_INT8\s*=\s*1\b", info) is not None
+
+
+def choose_extra_bufts(mode: str, info: str) -> tuple[bool, str]:
+    """(use extra buffer types?, why in words) for a mode in EXTRA_BUFTS_MODES and llama.cpp's system info."""
+    if mode not in EXTRA_BUFTS_MODES:
+        raise BadInput(f"extra buffer types: {mode!r} is not one of {', '.join(EXTRA_BUFTS_MODES)}")
+    if mode != "auto":
+        return mode == "on", f"{mode}: as asked"
+    if has_amx(info):
+        return False, f"off: llama.cpp reports AMX_INT8 on this CPU, whose AMX weight buffer can crash ({ISSUE_AMX})"
+    return True, "on: llama.cpp's default (no AMX on this CPU)"
 
 
 _backend = threading.Lock()
@@ -69,10 +117,13 @@ class Weights:
         self._piece_cache: dict[int, bytes] = {}
 
     @classmethod
-    def load(cls, path: Path, n_gpu_layers: int = 0) -> "Weights":
+    def load(cls, path: Path, n_gpu_layers: int = 0, *, extra_bufts: bool) -> "Weights":
+        """Load (mmap) a GGUF; `extra_bufts`: let llama.cpp repack weights into its extra CPU buffer types
+        (see choose_extra_bufts: every caller passes what it decided)."""
         lib = _lib()
         params = lib.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers
+        params.use_extra_bufts = bool(extra_bufts)
         ptr = lib.llama_model_load_from_file(str(path).encode(), params)
         if not ptr:
             raise LlamaError(f"llama.cpp could not load {path}")

@@ -15,8 +15,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog
+from . import catalog, llama, probe
 from .engine import DEFAULT_N_CTX, Engine
+from .errors import BadAdapter, UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,18 @@ class PoolConfig:
     n_ctx: int = DEFAULT_N_CTX
     cqa: bool = True                  # False: offer the base alone, even when adapters are there
     passage_adapter: Path | str | None = None   # the passage-only adapter, likewise; None = the shipped one
+    extra_bufts: str = "auto"         # llama.cpp's extra weight buffer types: auto (off on AMX CPUs), on, off
+    probe: bool = False               # check the weight placement in a child process first (the app: True)
+    cache_dir: Path = catalog.DEFAULT_CACHE   # assembled models and the probe's answers
+
+    def __post_init__(self):
+        if self.extra_bufts not in llama.EXTRA_BUFTS_MODES:
+            llama.choose_extra_bufts(self.extra_bufts, "")   # raises the one clear error
 
 
-# variant -> (PoolConfig field, environment variable, what to call it, its training config and models/ folder)
-_ASKED = {CQA_LABEL: ("adapter", "CQA_ADAPTER", "CQA adapter", "cqa"),
-          PASSAGE_LABEL: ("passage_adapter", "CQA_PASSAGE_ADAPTER", "passage-only adapter", "cqa-passage")}
+# variant -> (PoolConfig field, what to call it, its training config and models/ folder)
+_ASKED = {CQA_LABEL: ("adapter", "CQA adapter", "cqa"),
+          PASSAGE_LABEL: ("passage_adapter", "passage-only adapter", "cqa-passage")}
 
 
 def shipped_adapter(variant: str) -> Path:
@@ -72,18 +80,19 @@ class Pool:
         self._base: Engine | None = None
         self._variants: dict[tuple, Engine] = {}
         self._loading = threading.Lock()
+        self.placement: probe.Placement | None = None   # how the weights were placed (after the first load)
 
     def adapter_for(self, variant: str) -> Path | None:
-        """The adapter a tuned variant uses: one asked for (config, $CQA_ADAPTER / $CQA_PASSAGE_ADAPTER) must
-        exist; the shipped file is used when present; None when there is none (or tuning is switched off)."""
-        field, env, what, _ = _ASKED[variant]
+        """The adapter a tuned variant uses: one asked for (config.adapter / config.passage_adapter) must exist;
+        the shipped file is used when present; None when there is none (or tuning is switched off)."""
+        field, what, _ = _ASKED[variant]
         if not self.config.cqa:
             return None
-        asked = getattr(self.config, field) or os.environ.get(env) or None
+        asked = getattr(self.config, field) or None
         if asked is not None:
             path = catalog.resolve_adapter(asked)   # a local file, or OWNER/NAME on the Hub (cached)
             if not path.is_file():
-                raise ValueError(f"{what} {asked} does not exist")
+                raise BadAdapter(f"{what} {asked} does not exist")
             return path
         shipped = shipped_adapter(variant)
         return shipped if shipped.is_file() else None
@@ -98,19 +107,33 @@ class Pool:
     def get(self, variant: str = BASE_LABEL, strength: float = 1.0) -> Engine:
         """The engine for a variant (a tuned one at `strength`); the weights load on first use."""
         if variant != BASE_LABEL and variant not in TUNED:
-            raise ValueError(f"unknown variant {variant!r}: choose one of {self.variants()}")
+            raise UnknownModel(f"unknown variant {variant!r}: choose one of {self.variants()}")
         with self._loading:
             lora = self.adapter_for(variant) if variant in TUNED else None
             if self._base is None:
-                self._base = Engine.load(self.config.model, n_threads=self.config.n_threads, n_ctx=self.config.n_ctx)
+                self._base = self._load_base()
             if variant == BASE_LABEL:
                 return self._base
             if lora is None:
-                _, _, what, name = _ASKED[variant]
-                raise ValueError(f"no {what} found at {shipped_adapter(variant)}: build one with `python -m finetune "
+                _, what, name = _ASKED[variant]
+                raise BadAdapter(f"no {what} found at {shipped_adapter(variant)}: build one with `python -m finetune "
                                  f"train --config finetune/configs/{name}.toml` and `python -m finetune export "
                                  f"--to models/{name}`")
             key = (lora, float(strength))
             if key not in self._variants:
                 self._variants[key] = self._base.variant(lora, strength)
             return self._variants[key]
+
+    def _load_base(self) -> Engine:
+        """The base weights, placed as llama.choose_extra_bufts decides, checked first in a child process when
+        config.probe is set (a native crash there falls back to the safe placement instead of killing us)."""
+        c = self.config
+        model = catalog.resolve(c.model, c.cache_dir)
+        if c.probe:
+            self.placement = probe.decide(model.path, c.extra_bufts, n_threads=c.n_threads or os.cpu_count() or 1,
+                                         cache_dir=c.cache_dir)
+        else:
+            self.placement = probe.Placement(*llama.choose_extra_bufts(c.extra_bufts, llama.system_info()), False)
+        log.info("weights: extra buffer types %s", self.placement.reason)
+        return Engine.load(c.model, n_threads=c.n_threads, n_ctx=c.n_ctx, extra_bufts=self.placement.extra_bufts,
+                           cache_dir=c.cache_dir)

@@ -86,9 +86,9 @@ def part_a_b(eng: Engine, repeats: int) -> None:
 
 def _bare(eng: Engine, prompts, s: Sampler, ours_rate: float, repeats: int) -> None:
     """The loop a user of llama_cpp.Llama would write (generate + detokenize), on a second copy of the model."""
-    import llama_cpp
-    llm = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=eng.n_threads,
-                          n_threads_batch=eng.n_threads, verbose=False)
+    from bench.bare import bare_llama
+    llm = bare_llama(eng.model.path, extra_bufts=eng.extra_bufts, n_ctx=eng.n_ctx, n_threads=eng.n_threads,
+                     n_threads_batch=eng.n_threads, verbose=False)   # weights placed as ours are
     ptoks = eng.tokenize_prompt(prompts.conditional)
     count = {}
 
