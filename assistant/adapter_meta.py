@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import BadAdapter
+
 KEY_BASE_NAME = "cqa.base.name"
 KEY_BASE_SHA256 = "cqa.base.sha256"
 KEY_BASE_FILE = "cqa.base.file"
@@ -19,7 +21,7 @@ def read_adapter_base(path: Path) -> dict | None:
     try:
         reader = GGUFReader(str(path), "r")
     except Exception as e:  # noqa: BLE001 - gguf raises ValueError/struct.error/... on bad files
-        raise ValueError(f"{path} is not a readable GGUF adapter: {e}") from e
+        raise BadAdapter(f"{path} is not a readable GGUF adapter: {e}") from e
     out = {}
     for key, name in ((KEY_BASE_NAME, "name"), (KEY_BASE_SHA256, "sha256"), (KEY_BASE_FILE, "file")):
         field = reader.get_field(key)

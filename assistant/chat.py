@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import BadModelFile
+
 Messages = list[dict]
 ChatFormatter = Callable[..., str]     # (messages, add_generation_prompt=True) -> prompt text
 _MARK = "\x00cqa-message-{}\x00"       # stands in for a message's text while the template renders
@@ -48,7 +50,7 @@ def formatter(template: str, bos_token: str = "", eos_token: str = "") -> ChatFo
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     def raise_exception(message):
-        raise ValueError(f"chat template: {message}")
+        raise BadModelFile(f"chat template: {message}: choose the plain template")
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
@@ -73,11 +75,12 @@ def render(fmt: ChatFormatter, messages: Messages, add_generation_prompt: bool =
     for m, k in zip(messages, marks):
         before, found, rest = rest.partition(k)
         if not found or k in rest:
-            raise ValueError("this chat template does not place each message's text exactly once: "
-                             "it is not supported")
+            raise BadModelFile("this model's chat template does not place each message's text exactly once: "
+                               "it is not supported; choose the plain template")
         parts += [(before, True), (m["content"], False)]
     parts.append((rest, True))
     prompt = Prompt(tuple(p for p in parts if p[0]))
     if prompt.text != fmt(messages, add_generation_prompt):
-        raise ValueError("this chat template changes the messages' text (e.g. trims it): not supported")
+        raise BadModelFile("this model's chat template changes the messages' text (e.g. trims it): not supported; "
+                           "choose the plain template")
     return prompt

@@ -14,15 +14,36 @@ row; the log-probs recorded are always the unguided readers'.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import ContextManager, Protocol
 
 import numpy as np
 
 from . import guidance
-from .engine import COND, GEN, UNCOND, Engine, EngineError, logprobs_at
-from .llama import LlamaError, SamplerChain
+from .errors import EngineFailure
+from .llama import Context, LlamaError, SamplerChain
+from .logits import logprob_of as _lp
 from .sampler import Sampler
+
+GEN, COND, UNCOND = 0, 1, 2   # the draft's sequence ids: the sampling sequence and the two readers
+N_SEQUENCES = 3               # sequences a draft may decode at once (the context must hold this many)
+
+
+class DraftModel(Protocol):
+    """What a draft needs of the engine: the prepared context under its lock, and the vocabulary."""
+    n_ctx: int
+    n_vocab: int
+
+    def hold(self) -> ContextManager[Context]:
+        """The model's lock and its context, emptied, with the variant's adapter state set."""
+
+    def piece(self, token: int) -> bytes: ...
+
+    def pieces(self, ids: list[int]) -> tuple[list[str], list[tuple[int, int]], str]: ...
+
+    def is_end(self, token: int) -> bool: ...
 
 
 @dataclass
@@ -54,7 +75,7 @@ class DraftRun:
     starts the readers of the score (cond None: the sampling sequence reads for Y).
     """
 
-    def __init__(self, engine: Engine, gen_ids: list[int], sampler: Sampler, alpha: float, beta: float, cancel,
+    def __init__(self, engine: DraftModel, gen_ids: list[int], sampler: Sampler, alpha: float, beta: float, cancel,
                  n_known: int = 0):
         self.engine, self.sampler, self.alpha, self.beta, self.cancel = engine, sampler, alpha, beta, cancel
         self._gen_prompt = gen_ids
@@ -69,9 +90,9 @@ class DraftRun:
         self._chain = None
 
     def __enter__(self) -> "DraftRun":
-        self.engine.lock.acquire()
+        self._held = contextlib.ExitStack()
         try:
-            self._context = self.engine._prepare()
+            self._context = self._held.enter_context(self.engine.hold())
             s = self.sampler
             self._chain = SamplerChain(self.engine.n_vocab, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
                                        min_p=s.min_p, repeat_penalty=s.repeat_penalty, seed=s.seed)
@@ -85,8 +106,7 @@ class DraftRun:
         if self._chain is not None:
             self._chain.close()
             self._chain = None
-        self.engine._core.ctx.clear()
-        self.engine.lock.release()
+        self._held.close()    # empties the context and releases the model's lock
 
     # ---- sequences -------------------------------------------------------------
     def _cells_used(self) -> int:
@@ -114,7 +134,7 @@ class DraftRun:
                 for r, i in enumerate(idx):
                     got.setdefault(entries[i][2], []).append(rows[r].copy())
         except LlamaError as e:
-            raise EngineError(str(e)) from e
+            raise EngineFailure(str(e)) from e
         for seq, rows in got.items():
             self._rows[seq] = rows[-1]
         return got
@@ -129,9 +149,9 @@ class DraftRun:
         if cond_ids is not None:
             prompts[COND] = list(cond_ids)
         if any(len(p) >= self.engine.n_ctx for p in prompts.values()):
-            raise EngineError("a reader's prompt is longer than the context window")
+            raise EngineFailure("a reader's prompt is longer than the context window")
         if not self._room(0, extra=sum(map(len, prompts.values()))):
-            raise EngineError("the draft and its readers no longer fit the context window")
+            raise EngineFailure("the draft and its readers no longer fit the context window")
         got = self._prefill(prompts, n_known)
         self._reader_cond = COND if cond_ids is not None else GEN
         return (got[COND].tolist() if COND in got else []), got[UNCOND].tolist()
@@ -175,7 +195,7 @@ class DraftRun:
         return steps
 
     def _record(self, tok: int, lp: float, lp0: float) -> Step:
-        piece = self.engine._core.weights.piece(tok)
+        piece = self.engine.piece(tok)
         d = self.draft
         d.ids.append(tok)
         d.logprobs.append(lp)
@@ -189,7 +209,7 @@ class DraftRun:
         if not ids:
             return []
         if not self._room(len(ids)):
-            raise EngineError("the draft no longer fits the context window")
+            raise EngineFailure("the draft no longer fits the context window")
         for t in ids:
             self._chain.accept(t)
         self.n_new += len(ids)
@@ -245,8 +265,3 @@ class DraftRun:
         if self.draft.stop_reason != "stop":
             self.draft.text += self._dec.decode(b"", final=True)
         return self.draft
-
-
-def _lp(row: np.ndarray, tok: int) -> float:
-    """log softmax(row)[tok], as logprobs_at computes it."""
-    return float(logprobs_at(row[None, :], np.array([tok]))[0])

@@ -13,44 +13,44 @@ adapter state set (so the same seed and settings give the same draft, and no cel
 across adapter states). Memory grows with n_batch x vocabulary, never n_ctx x vocabulary: logits are
 asked for only where they predict a text token, and reduced to one number at once.
 
-Drafts (`draft()`, the decode loop in assistant/draft.py) decode up to three sequences in lockstep.
+Drafts (`draft()`, the decode loop in assistant/draft.py) decode up to three sequences in lockstep; a draft
+gets the context through `hold()` (the lock, the context emptied with the variant's adapter set) and owns its
+sequence ids. How the weights are placed (llama.cpp's extra buffer types, off on CPUs with AMX) is decided in
+assistant/llama.py; `python app.py` also checks the choice in a child process first (assistant/probe.py).
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import math
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Iterator
 
 import numpy as np
 
-from . import catalog, guidance
+from . import catalog, guidance, llama
 from .chat import Prompt
-from .errors import EngineFailure
+from .draft import N_SEQUENCES, Draft, DraftRun
+from .errors import BadAdapter, BadModelFile, BadText, EngineFailure
 from .llama import Context, LlamaError, Weights
+from .logits import logprobs_at
 from .sampler import Sampler
-
-if TYPE_CHECKING:
-    from .draft import Draft, DraftRun
 
 log = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 2048     # tokens per sequence; SmolLM2 was trained at 8192, a writing brief needs far less
 DEFAULT_N_BATCH = 512    # tokens per decode call in the log-prob pass (see bench/)
 CELLS_PER_SEQUENCE = 2   # the KV cache holds 2 x n_ctx cells, shared by a draft's 2-3 sequences
-GEN, COND, UNCOND = 0, 1, 2   # sequence ids in a draft
-ROWS_AT_ONCE = 64        # logit rows turned into log-probs at a time (bounds the float64 temporaries)
 GGUF_CHAT_TEMPLATE = "tokenizer.chat_template"
 GGUF_ARCH = "general.architecture"
 GGUF_NAME = "general.name"
 
 
-class EngineError(EngineFailure):
-    """Anything the engine cannot do, said so a user knows what to change."""
+EngineError = EngineFailure   # anything the engine cannot do, said so a user knows what to change
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,13 @@ class TokenLogprobs:
     text: str                         # the decoded text, exactly what offsets index
 
 
-def logprobs_at(rows: np.ndarray, targets) -> np.ndarray:
-    """log softmax(rows)[targets], row by row (blocks of ROWS_AT_ONCE rows). exp runs in float32 after the max
-    is subtracted (every term in (0, 1]) and sums in float64: ~1e-7 relative, twice as fast as float64."""
-    out = np.empty(len(targets), dtype=np.float64)
-    for a in range(0, len(targets), ROWS_AT_ONCE):
-        x = rows[a: a + ROWS_AT_ONCE]
-        m = x.max(axis=1, keepdims=True)
-        lse = m[:, 0].astype(np.float64) + np.log(np.exp(x - m).sum(axis=1, dtype=np.float64))
-        out[a: a + len(x)] = x[np.arange(len(x)), targets[a: a + len(x)]] - lse
-    return out
-
-
 class _Core:
     """One model in memory: its weights, one context (cells for a draft's sequences), one lock."""
 
-    def __init__(self, model: catalog.ResolvedModel, weights: Weights, ctx: Context, n_ctx: int, n_threads: int):
+    def __init__(self, model: catalog.ResolvedModel, weights: Weights, ctx: Context, n_ctx: int, n_threads: int,
+                 extra_bufts: bool):
         self.model, self.weights, self.ctx = model, weights, ctx
-        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.n_ctx, self.n_threads, self.extra_bufts = n_ctx, n_threads, extra_bufts
         self.lock = threading.Lock()   # a llama.cpp context is not thread-safe: one pass or draft at a time
         self.chat = _chat_formatter(weights)
 
@@ -104,33 +93,37 @@ class Engine:
     @classmethod
     def load(cls, name: str | None = None, *, lora_path: str | Path | None = None, strength: float = 1.0,
              n_threads: int | None = None, n_ctx: int = DEFAULT_N_CTX, n_batch: int = DEFAULT_N_BATCH,
-             flash_attn: bool = False, n_gpu_layers: int | None = None) -> "Engine":
-        """Resolve `name` through the catalog and load it; clear errors for bad files."""
-        import llama_cpp
-
-        model = catalog.resolve(name)
-        n_threads = n_threads or int(os.environ.get("CQA_THREADS", 0)) or os.cpu_count() or 1
+             flash_attn: bool = False, n_gpu_layers: int | None = None, extra_bufts: bool | None = None,
+             cache_dir: Path = catalog.DEFAULT_CACHE) -> "Engine":
+        """Resolve `name` through the catalog and load it; clear errors for bad files. `n_threads` None: all
+        cores. `extra_bufts` None: llama.cpp's extra weight buffer types as llama.choose_extra_bufts decides
+        for this CPU (off where AMX is; see README, known issues)."""
+        model = catalog.resolve(name, cache_dir)
+        n_threads = n_threads or os.cpu_count() or 1
         if n_gpu_layers is None:
-            n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+            n_gpu_layers = -1 if llama.supports_gpu_offload() else 0
+        if extra_bufts is None:
+            extra_bufts, _ = llama.choose_extra_bufts("auto", llama.system_info())
         lora = catalog.resolve_adapter(lora_path) if lora_path else None
         if lora is not None:
             _check_adapter(lora, model)
         try:
-            weights = Weights.load(model.path, n_gpu_layers)
+            weights = Weights.load(model.path, n_gpu_layers, extra_bufts=extra_bufts)
         except LlamaError as e:
-            raise EngineError(f"llama.cpp could not load model file {model.path}: the file may be corrupt or "
-                              "truncated; re-install the package or re-download the file.") from e
-        ctx = Context(weights, n_cells=CELLS_PER_SEQUENCE * n_ctx, n_seq=3, n_batch=n_batch,
+            raise BadModelFile(f"llama.cpp could not load model file {model.path}: the file may be corrupt or "
+                               "truncated; re-install the package or re-download the file.") from e
+        ctx = Context(weights, n_cells=CELLS_PER_SEQUENCE * n_ctx, n_seq=N_SEQUENCES, n_batch=n_batch,
                       n_threads=n_threads, flash_attn=flash_attn)
-        log.info("loaded %s (%s) threads=%d n_ctx=%d", model.name, model.path, n_threads, n_ctx)
-        core = _Core(model, weights, ctx, n_ctx, n_threads)
+        log.info("loaded %s (%s) threads=%d n_ctx=%d extra_bufts=%s", model.name, model.path, n_threads, n_ctx,
+                 extra_bufts)
+        core = _Core(model, weights, ctx, n_ctx, n_threads, extra_bufts)
         base = cls(core)
         return base.variant(lora, strength) if lora else base
 
     def variant(self, lora_path: str | Path | None, strength: float = 1.0) -> "Engine":
         """The same weights and context with another adapter (or none) and strength (LoRA scale 0-2)."""
         if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 2):
-            raise EngineError(f"CQA strength {strength!r} must be between 0 and 2")
+            raise guidance.GuidanceError(f"CQA strength {strength!r} must be between 0 and 2")
         lora = catalog.resolve_adapter(lora_path) if lora_path else None
         if lora is None:
             return Engine(self._core, None, strength)
@@ -139,8 +132,8 @@ class Engine:
         try:
             return Engine(self._core, lora, strength)
         except LlamaError as e:
-            raise EngineError(f"llama.cpp could not load adapter {lora} on {self.model.path.name}: {e}. "
-                              "The file may be corrupt or made for another model.") from e
+            raise BadAdapter(f"llama.cpp could not load adapter {lora} on {self.model.path.name}: {e}. "
+                             "The file may be corrupt or made for another model.") from e
 
     def close(self) -> None:
         """Free the model (and every variant sharing it)."""
@@ -161,6 +154,11 @@ class Engine:
     @property
     def n_threads(self) -> int:
         return self._core.n_threads
+
+    @property
+    def extra_bufts(self) -> bool:
+        """Whether llama.cpp may repack these weights into its extra CPU buffer types (llama.choose_extra_bufts)."""
+        return self._core.extra_bufts
 
     @property
     def n_vocab(self) -> int:
@@ -224,6 +222,10 @@ class Engine:
     def is_end(self, token: int) -> bool:
         return self._core.weights.is_end(token)
 
+    def piece(self, token: int) -> bytes:
+        """A token's bytes (control tokens: empty)."""
+        return self._core.weights.piece(token)
+
     # ---- scoring -----------------------------------------------------------------
     def token_logprobs(self, prompt: Prompt | str, text: str) -> TokenLogprobs:
         """log P(x_t | prompt, x_<t) for every token of `text`, in one batched pass."""
@@ -243,7 +245,7 @@ class Engine:
         were measured slower on CPU: with the cells shared, each token attends over both sequences' cells.)"""
         ids = list(ids)
         if not ids:
-            raise EngineError("the text to score is empty")
+            raise BadText("the text to score is empty")
         planned = []
         for prompt in prompts:
             p = self.tokenize_prompt(prompt)
@@ -256,9 +258,9 @@ class Engine:
                                   "load the model with a larger n_ctx")
             planned.append(p)
         out = []
-        with self.lock:
+        with self.hold() as ctx:
             for p in planned:
-                ctx = self._prepare()
+                ctx.clear()
                 entries = [(tok, pos, 0, len(p) - 1 <= pos < len(p) + len(ids) - 1) for pos, tok in enumerate(p + ids)]
                 lps, k = np.empty(len(ids)), 0
                 try:
@@ -269,16 +271,20 @@ class Engine:
                 except LlamaError as e:
                     raise EngineError(str(e)) from e
                 out.append(lps)
-            self._core.ctx.clear()
         pieces, offsets, text = self.pieces(ids)
         return [TokenLogprobs(ids, pieces, offsets, o, text) for o in out]
 
-    def _prepare(self) -> Context:
-        """The context, empty, with this variant's adapter state (call under the lock)."""
-        ctx = self._core.ctx
-        ctx.set_adapter(self._adapter, self.strength)
-        ctx.clear()
-        return ctx
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[Context]:
+        """The model's lock and its context, emptied, with this variant's adapter state; emptied again after."""
+        with self.lock:
+            ctx = self._core.ctx
+            try:
+                ctx.set_adapter(self._adapter, self.strength)
+                ctx.clear()
+                yield ctx
+            finally:
+                ctx.clear()
 
     # ---- drafts --------------------------------------------------------------------
     def draft(self, gen_ids: list[int], sampler: Sampler, alpha: float = 0.0, beta: float = guidance.DEFAULT_BETA,
@@ -295,11 +301,10 @@ class Engine:
         if len(gen_ids) >= self.n_ctx:
             raise EngineError(f"the prompt is {len(gen_ids)} tokens, the context window {self.n_ctx}: "
                               "shorten the brief or the text so far")
-        from .draft import DraftRun
         return DraftRun(self, list(gen_ids), sampler, alpha, beta, cancel, n_known)
 
     def complete(self, prompt: Prompt | str, sampler: Sampler, uncond: Prompt | str | None = None,
-                 alpha: float = 0.0) -> "Draft":
+                 alpha: float = 0.0) -> Draft:
         """A whole draft at once, for scripts and benchmarks: a twin stream when `uncond` is given (each token
         then has both log-probs), else the sampling sequence alone."""
         with self.draft(self.tokenize_prompt(prompt), sampler, alpha) as run:
@@ -313,7 +318,7 @@ class Engine:
         return {"model": self.model.name, "path": str(self.model.path),
                 "architecture": self.metadata.get(GGUF_ARCH, "?"), "name": self.metadata.get(GGUF_NAME, "?"),
                 "adapter": str(self.lora_path) if self.lora_path else None, "strength": self.strength,
-                "n_ctx": self.n_ctx, "n_threads": self.n_threads, "chat_template": self._chat is not None}
+                "n_ctx": self.n_ctx, "n_threads": self.n_threads, "extra_bufts": self.extra_bufts, "chat_template": self._chat is not None}
 
 
 def _chat_formatter(weights: Weights):
@@ -327,11 +332,11 @@ def _chat_formatter(weights: Weights):
 
 def _utf8(text: str) -> bytes:
     if not isinstance(text, str):
-        raise EngineError(f"expected text, got {type(text).__name__}")
+        raise BadText(f"expected text, got {type(text).__name__}")
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates from a bad paste
-        raise EngineError(f"the text is not valid UTF-8 at character {e.start}: re-save it as UTF-8") from e
+        raise BadText(f"the text is not valid UTF-8 at character {e.start}: re-save it as UTF-8") from e
 
 
 def _check_adapter(lora: Path, model: catalog.ResolvedModel) -> None:
@@ -343,6 +348,6 @@ def _check_adapter(lora: Path, model: catalog.ResolvedModel) -> None:
     if base is None:
         return
     if base.get("sha256") and base["sha256"] != model.sha256:
-        raise EngineError(f"adapter {lora} was trained for base {base.get('name', '?')} "
-                          f"(sha256 {base['sha256'][:12]}…) but {model.name} (sha256 {model.sha256[:12]}…) "
-                          "is loaded: load the matching base, or retrain with `python -m finetune train`")
+        raise BadAdapter(f"adapter {lora} was trained for base {base.get('name', '?')} "
+                         f"(sha256 {base['sha256'][:12]}…) but {model.name} (sha256 {model.sha256[:12]}…) "
+                         "is loaded: load the matching base, or retrain with `python -m finetune train`")

@@ -15,6 +15,8 @@ import pytest
 from assistant import catalog, guidance
 from assistant.brief import Brief
 from assistant.engine import Engine, EngineError
+from assistant.errors import BadModelFile, BadSampler, BadText
+from bench.bare import bare_llama
 from assistant.pool import CQA_ADAPTER
 from assistant.sampler import Sampler
 from assistant.scoring import from_logprobs, prompts_for, score_text
@@ -35,9 +37,8 @@ def eng():
 def _reference(eng, prompt, ids, incremental=False):
     """Log-softmax rows of a logits_all llama.cpp context: the prompt, then the text in one batch (or one
     token at a time, as generation decodes it). Returns the rows that predict each text token."""
-    import llama_cpp
-    ref = llama_cpp.Llama(model_path=str(eng.model.path), n_ctx=eng.n_ctx, n_threads=THREADS, logits_all=True,
-                          verbose=False)
+    ref = bare_llama(eng.model.path, extra_bufts=eng.extra_bufts, n_ctx=eng.n_ctx, n_threads=THREADS,
+                     logits_all=True, verbose=False)
     pids = eng.tokenize_prompt(prompt)
     if incremental:
         ref.eval(pids)
@@ -173,7 +174,7 @@ def test_variants_share_the_weights_and_never_mix_adapter_state(eng):
     assert 0 < np.mean(np.abs(mid - base_before)) < np.mean(np.abs(tuned - base_before))
     assert np.array_equal(zero.token_logprobs_ids(prompts.conditional, ids).logprobs, base_before)
     assert np.array_equal(eng.token_logprobs_ids(prompts.conditional, ids).logprobs, base_before)  # after CQA
-    with pytest.raises(EngineError, match="strength 9 must be between 0 and 2"):
+    with pytest.raises(BadSampler, match="strength 9 must be between 0 and 2"):
         eng.variant(CQA_ADAPTER, 9)
 
 
@@ -202,11 +203,11 @@ def test_brief_explains_its_own_world(eng):
 
 
 def test_errors(eng, tmp_path):
-    with pytest.raises(EngineError, match="empty"):
+    with pytest.raises(BadText, match="empty"):
         eng.token_logprobs("prompt", "")
     with pytest.raises(EngineError, match="context window"):
         eng.token_logprobs("prompt", "word " * 3000)
-    with pytest.raises(EngineError, match="UTF-8"):
+    with pytest.raises(BadText, match="UTF-8"):
         eng.token_logprobs("prompt", "bad \ud800 surrogate")
     bad = tmp_path / "corrupt.gguf"
     bad.write_bytes(b"not a gguf file at all")
@@ -214,7 +215,7 @@ def test_errors(eng, tmp_path):
         Engine.load(str(bad))
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(catalog.resolve().path.read_bytes()[:4096])
-    with pytest.raises(EngineError, match="could not load"):
+    with pytest.raises(BadModelFile, match="could not load"):
         Engine.load(str(truncated))
     with pytest.raises(catalog.ModelUnavailable, match="does not exist"):
         Engine.load(str(tmp_path / "missing.gguf"))
