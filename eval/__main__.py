@@ -7,56 +7,69 @@
     python -m eval choose models/cqa/eval/report.json       # which epoch ships, by the README's rule
     python -m eval grid --cqa cqa=models/cqa/adapter.gguf --passage p=PATH --out eval/results/generate-grid
 
-Errors are one line (per problem) on stderr and exit status 1; never a traceback.
+A user's error (assistant.errors.UserError: a bad flag, file or model) is one line per problem on stderr and
+exit status 1, never a traceback; anything else is a bug and keeps its traceback. This is the one place in
+eval/ that reads the environment: CQA_MODEL, CQA_THREADS and CQA_CACHE give the defaults of --model,
+--threads and the cache folder (eval.settings.Settings carries them down), and `pairs --ray` picks the
+readers (eval.readers.LocalReaders or eval.ray_readers.RayReaders) handed to the command.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
-from .pairs import BRIEF_FIELDS, GROUPS, FormatError, load_briefs, load_pairs, read_jsonl
-from .generate import NOTES_TOKENS
-from .runner import EvalError, default_cache_path, default_pairs_files, evaluate_pairs
+from assistant.errors import BadInput, UserError
+
+from .pairs import BRIEF_FIELDS, GROUPS, FormatError, default_pairs_files, load_briefs, load_pairs, read_jsonl
+from .readers import LocalReaders
+from .settings import TEMPLATES, Settings, default_cache_path
+from .writers import NOTES_TOKENS
 
 OUT = Path("eval/out")
+INSTALL = {"llama_cpp": "pip install llama-cpp-python", "scipy": "pip install scipy",
+           "matplotlib": "pip install matplotlib", "transformers": "pip install transformers torch"}
 
 
-def _common(p: argparse.ArgumentParser, out: str) -> None:
-    p.add_argument("--model", default=None, help="base model: catalog name (smollm2-135m, gemma3-270m) or .gguf "
-                   "path (default: $CQA_MODEL or smollm2-135m)")
+def _common(p: argparse.ArgumentParser, out: str, env: Mapping[str, str]) -> None:
+    p.add_argument("--model", default=env.get("CQA_MODEL") or None, help="base model: catalog name (smollm2-135m, "
+                   "gemma3-270m) or .gguf path (default: $CQA_MODEL or smollm2-135m)")
     p.add_argument("--adapter", action="extend", nargs="+", default=[], metavar="NAME=PATH",
                    help="a LoRA adapter (GGUF) to compare with the base; repeat for several (e.g. one per epoch)")
-    p.add_argument("--template", choices=("chat", "plain"), default="chat",
+    p.add_argument("--template", choices=TEMPLATES, default="chat",
                    help="prompt format (default chat); it changes the results, so it is reported")
     p.add_argument("--out", type=Path, default=OUT / out, help=f"output folder (default eval/out/{out})")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default $CQA_THREADS or all cores)")
-    p.add_argument("--cache", type=Path, default=None, help=f"score cache (default {default_cache_path()})")
+    p.add_argument("--threads", type=int, default=int(env.get("CQA_THREADS") or 0) or None,
+                   help="CPU threads (default $CQA_THREADS or all cores)")
+    cache = default_cache_path(env.get("CQA_CACHE"))
+    p.add_argument("--cache", type=Path, default=cache, help=f"score cache (default {cache})")
     p.add_argument("--no-cache", action="store_true", help="score everything afresh, keep nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _cache(args) -> Path | None:
-    return None if args.no_cache else (args.cache or default_cache_path())
+def settings(args, argv: list[str] | None) -> Settings:
+    """The run settings of a command's flags (whose defaults came from the environment)."""
+    ran_as_script = argv is None and sys.argv and sys.argv[0].endswith("__main__.py")
+    return Settings(model=args.model, template=args.template, threads=args.threads,
+                    cache=None if args.no_cache else args.cache, progress=not args.quiet,
+                    command=" ".join(["python -m eval"] + sys.argv[1:]) if ran_as_script else None)
 
 
 def cmd_pairs(args) -> int:
-    files = args.pairs or default_pairs_files()
-    report, paths = evaluate_pairs(files, args.out, model=args.model, adapters=args.adapter, template=args.template,
-                                   cache_path=_cache(args), n_threads=args.threads, limit=args.limit, group=args.group,
-                                   progress=not args.quiet, ray=args.ray)
-    for g, s in report["groups"].items():
-        line = ", ".join(f"{v}: {100 * s['validation_rate'][v]:.0f}% valid, mean ΔI {s['mean_delta_I'][v]:+.3f}"
-                         for v in report["variants"])
-        print(f"{g} (n={s['n']}): {line}")
-        for a, d in s["delta_delta"].items():
-            p = "–" if d["wilcoxon_p"] is None else f"{d['wilcoxon_p']:.3g}"
-            dz = "–" if d["cohens_d"] is None else f"{d['cohens_d']:+.2f}"
-            print(f"  {a} vs base: Δ(ΔI) {d['mean']:+.3f} bits/token, Wilcoxon p={p}, d_z={dz}")
-    for v, t in report["timing"].items():
-        print(f"time {v}: {t['seconds']:.1f} s wall, {t['cpu_seconds']:.1f} s CPU ({t['texts_scored']} texts scored, "
-              f"{t['texts_cached']} cached)")
+    from .pair_eval import evaluate_pairs, print_summary
+
+    if args.ray:      # spread over Ray actors, one CPU and one llama.cpp thread each
+        from .ray_readers import RayReaders
+        readers = RayReaders(args.ray)
+    else:
+        readers = LocalReaders(args.settings.threads)
+    report, paths = evaluate_pairs(args.pairs or default_pairs_files(), args.out, args.settings, readers,
+                                   adapters=args.adapter, limit=args.limit, group=args.group)
+    print_summary(report)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -64,7 +77,7 @@ def cmd_pairs(args) -> int:
 def cmd_generate(args) -> int:
     from .generate import run_generate
 
-    paths = run_generate(args)
+    paths = run_generate(args, args.settings, LocalReaders(args.settings.threads))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -72,7 +85,7 @@ def cmd_generate(args) -> int:
 def cmd_grid(args) -> int:
     from .grid_report import run_grid
 
-    paths = run_grid(args)
+    paths = run_grid(args, args.settings, LocalReaders(args.settings.threads))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -80,7 +93,7 @@ def cmd_grid(args) -> int:
 def cmd_crosscheck(args) -> int:
     from .crosscheck import run_crosscheck
 
-    ok, paths = run_crosscheck(args)
+    ok, paths = run_crosscheck(args, args.settings)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0 if ok else 1
 
@@ -97,18 +110,16 @@ def cmd_validate(args) -> int:
 
 def cmd_choose(args) -> int:
     """Print the epoch the README's rule picks from a pair report (nothing ships when none is positive)."""
-    import json
-
     from .choose import choose
 
     try:
         report = json.loads(Path(args.report).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise EvalError(f"{args.report}: not a JSON report ({e})") from e
+        raise BadInput(f"{args.report}: not a JSON report ({e})") from e
     try:
         c = choose(report)
-    except ValueError as e:
-        raise EvalError(f"{args.report}: {e}") from e
+    except BadInput as e:
+        raise BadInput(f"{args.report}: {e}") from e
     for epoch, m in sorted(c.means.items()):
         print(f"epoch {epoch}: mean literary Δ(ΔI) {m:+.4f} bits/token")
     print(f"choice: {c.reason}")
@@ -117,9 +128,13 @@ def cmd_choose(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env = os.environ if env is None else env
     ap = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, out: str) -> None:
+        _common(p, out, env)
 
     p = sub.add_parser("pairs", help="ΔI on paired passages, base vs each adapter, with statistics")
     p.add_argument("--pairs", action="extend", nargs="+", type=Path, default=[], metavar="FILE",
@@ -128,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N pairs (a quick look)")
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="spread the scoring over Ray actors (one per CPU of the cluster, one thread each)")
-    _common(p, "pairs")
+    common(p, "pairs")
     p.set_defaults(func=cmd_pairs)
 
     g = sub.add_parser("generate", help="drafts from base and adapters on the same briefs and seeds, scored")
@@ -143,9 +158,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--notes-tokens", type=int, default=NOTES_TOKENS,
                    help=f"extra tokens an adapter may spend on its notes before the passage (default {NOTES_TOKENS})")
     g.add_argument("--temperature", type=float, default=0.8)
-    _common(g, "generate")
+    common(g, "generate")
     from .grid_report import add_parser as add_grid
-    add_grid(sub, _common).set_defaults(func=cmd_grid)
+    add_grid(sub, common).set_defaults(func=cmd_grid)
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("crosscheck", help="the scorer through llama.cpp vs transformers on the same GGUF")
@@ -155,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--min-r", type=float, default=None, help="required Pearson r of per-text I (default 0.95)")
     c.add_argument("--max-mad", type=float, default=None,
                    help="required per-token mean absolute difference, bits (default 0.20)")
-    _common(c, "crosscheck")
+    common(c, "crosscheck")
     c.set_defaults(func=cmd_crosscheck)
 
     v = sub.add_parser("validate", help="check pair or brief files; file:line: field: message errors")
@@ -169,34 +184,30 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from assistant.brief import BriefError
-    from assistant.catalog import ModelUnavailable, UnknownModel
-    from assistant.engine import EngineError
-    from assistant.sampler import SamplerError
-    return (EvalError, FormatError, OSError, EngineError, UnknownModel, ModelUnavailable, BriefError, SamplerError)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = parser(env).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if hasattr(args, "template"):      # the commands that run models
+            args.settings = settings(args, argv)
         return args.func(args)
     except FormatError as e:
         for line in e.problems:
             print(f"error: {line}", file=sys.stderr)
         return 1
+    except UserError as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1
+    except OSError as e:      # the file system said no (missing file, permissions, disk full): the user's to fix
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as e:
-        hint = {"llama_cpp": "pip install llama-cpp-python", "scipy": "pip install scipy",
-                "matplotlib": "pip install matplotlib", "transformers": "pip install transformers torch"}
-        print(f"error: {e.name} is not installed: {hint.get(e.name, 'pip install ' + str(e.name))}", file=sys.stderr)
+        print(f"error: {e.name} is not installed: {INSTALL.get(e.name, 'pip install ' + str(e.name))}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: what was scored so far is cached; run the same command to go on", file=sys.stderr)
         return 130
-    except _known_errors() as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

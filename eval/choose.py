@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.errors import BadInput
+
 TIE_BITS = 0.001     # bits/token: differences this small are noise on 40 pairs
 GROUP = "literary"
 _EPOCH = re.compile(r"^epoch-(\d+)$")
@@ -26,18 +28,18 @@ class Choice:
 def epoch_of(variant: str) -> int:
     m = _EPOCH.match(variant)
     if not m:
-        raise ValueError(f"adapter {variant!r} is not named epoch-N: the rule needs each adapter's epoch")
+        raise BadInput(f"adapter {variant!r} is not named epoch-N: the rule needs each adapter's epoch")
     return int(m.group(1))
 
 
 def choose(report: dict) -> Choice:
-    """Apply the rule to a pair report (report.json of `python -m eval pairs`)."""
+    """Apply the rule to a pair report (report.json of `python -m eval pairs`); BadInput when it cannot."""
     try:
         dd = report["groups"][GROUP]["delta_delta"]
     except KeyError as e:
-        raise ValueError(f"the report has no {GROUP} Δ(ΔI): run `python -m eval pairs` with the epochs' adapters") from e
+        raise BadInput(f"the report has no {GROUP} Δ(ΔI): run `python -m eval pairs` with the epochs' adapters") from e
     if not dd:
-        raise ValueError("the report compares no adapter with the base")
+        raise BadInput("the report compares no adapter with the base")
     means = {epoch_of(v): float(d["mean"]) for v, d in dd.items()}
     best = max(means.values())
     if best <= 0:

@@ -35,8 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .pairs import Pair, files_info, load_pairs
-from .runner import EvalError, close_engine, default_pairs_files
+from assistant import atomic
+from assistant.errors import BadInput
+
+from .pairs import Pair, default_pairs_files, files_info, load_pairs
+from .settings import Settings
+from .tables import num
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +166,18 @@ def markdown(res: dict) -> str:
            f"template **{res['template']}**; transformers fp32 on the dequantized weights, same token ids",
            f"- {a['n_texts']} texts, {a['n_tokens']} token surprisals (s0 and sY); time {res['seconds']:.0f} s", "",
            "| measure | value | required | |", "|---|---:|---:|---|",
-           f"| Pearson r of per-text I | {_fmt(a['pearson_r_I'], '.4f')} | >= {req['min_r']} | "
+           f"| Pearson r of per-text I | {num(a['pearson_r_I'], '.4f')} | >= {req['min_r']} | "
            f"{'ok' if res['checks']['r'] else 'FAIL'} |",
            f"| per-token mean abs. difference (bits) | {a['mad_bits']:.4f} | <= {req['max_mad']} | "
            f"{'ok' if res['checks']['mad'] else 'FAIL'} |",
            f"| per-token max abs. difference (bits) | {a['max_abs_bits']:.3f} | | |",
            f"| per-token mean signed difference (bits) | {a['mean_diff_bits']:+.4f} | | |",
-           f"| Pearson r of per-token surprisals | {_fmt(a['pearson_r_tokens'], '.5f')} | | |",
-           f"| Pearson r of per-text I, uncopied tokens | {_fmt(a['pearson_r_I_uncopied'], '.4f')} | | |",
+           f"| Pearson r of per-token surprisals | {num(a['pearson_r_tokens'], '.5f')} | | |",
+           f"| Pearson r of per-text I, uncopied tokens | {num(a['pearson_r_I_uncopied'], '.4f')} | | |",
            f"| per-text I: mean / max abs. difference (bits/token) | {a['mad_I_per_text']:.4f} / "
            f"{a['max_abs_I_per_text']:.4f} | | |",
-           f"| ΔI per pair: mean abs. difference (bits/token) | {_fmt(a['mad_delta_I'], '.4f')} | | |",
-           f"| same winner (sign of ΔI) per pair | {_fmt(a['delta_I_sign_agreement'], '.0%')} | | |", "",
+           f"| ΔI per pair: mean abs. difference (bits/token) | {num(a['mad_delta_I'], '.4f')} | | |",
+           f"| same winner (sign of ΔI) per pair | {num(a['delta_I_sign_agreement'], '.0%')} | | |", "",
            "Why these bounds: Q4_1 weights dequantize exactly, but llama.cpp quantizes activations to 8 bits "
            "in its matmuls, so unbiased per-token differences of a few hundredths to a tenth of a bit are "
            "expected; a misaligned token costs bits, not hundredths. Per-text I must rank texts the same way, "
@@ -185,11 +189,7 @@ def markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _fmt(x, spec: str) -> str:
-    return "–" if x is None else format(x, spec)
-
-
-def run_crosscheck(args) -> tuple[bool, list[Path]]:
+def run_crosscheck(args, settings: Settings) -> tuple[bool, list[Path]]:
     """The CLI command; returns (requirements met, written paths)."""
     from assistant.engine import Engine
 
@@ -197,33 +197,33 @@ def run_crosscheck(args) -> tuple[bool, list[Path]]:
 
     files = args.pairs or default_pairs_files()
     if not files:
-        raise EvalError("no pair files: pass --pairs FILE")
+        raise BadInput("no pair files: pass --pairs FILE")
     if args.adapter:
-        raise EvalError("crosscheck compares the base model only: leave out --adapter")
+        raise BadInput("crosscheck compares the base model only: leave out --adapter")
     min_r = MIN_R if args.min_r is None else args.min_r
     max_mad = MAX_MAD if args.max_mad is None else args.max_mad
     pairs = pick_pairs(load_pairs(files), args.texts)
     t0 = time.perf_counter()
-    engine = Engine.load(args.model, n_threads=args.threads)
+    engine = Engine.load(settings.model, n_threads=settings.threads)
     try:
-        hf = TransformersScorer(engine.model.path, args.threads, progress=not args.quiet)
-        res = crosscheck(engine, hf, pairs, args.template, progress=not args.quiet)
+        hf = TransformersScorer(engine.model.path, settings.threads, progress=settings.progress)
+        res = crosscheck(engine, hf, pairs, settings.template, progress=settings.progress)
     finally:
-        close_engine(engine)
+        engine.close()
     a = res["agreement"]
     res.update({"model": {"name": engine.model.name, "path": str(engine.model.path), "sha256": engine.model.sha256},
-                "template": args.template, "pairs_files": files_info(files), "seconds": time.perf_counter() - t0,
+                "template": settings.template, "pairs_files": files_info(files), "seconds": time.perf_counter() - t0,
                 "required": {"min_r": min_r, "max_mad": max_mad},
                 "checks": {"r": a["pearson_r_I"] is not None and a["pearson_r_I"] >= min_r,
                            "mad": a["mad_bits"] <= max_mad},
                 "machine": rep.machine_info(), "created": rep.now()})
     out = Path(args.out)
     paths = [out / "crosscheck.json", out / "crosscheck.md"]
-    rep.write_json(res, paths[0])
-    rep.write_atomic(paths[1], markdown(res))
+    rep.save_json(paths[0], res)
+    atomic.write_text(paths[1], markdown(res))
     ok = all(res["checks"].values())
-    print(f"Pearson r of per-text I {_fmt(a['pearson_r_I'], '.4f')} (required >= {min_r}), per-token MAD "
+    print(f"Pearson r of per-text I {num(a['pearson_r_I'], '.4f')} (required >= {min_r}), per-token MAD "
           f"{a['mad_bits']:.4f} bits (required <= {max_mad}), max {a['max_abs_bits']:.3f} bits, "
           f"per-text I within {a['max_abs_I_per_text']:.3f} bits/token, same ΔI sign in "
-          f"{_fmt(a['delta_I_sign_agreement'], '.0%')} of pairs: {'OK' if ok else 'FAILED'}")
+          f"{num(a['delta_I_sign_agreement'], '.0%')} of pairs: {'OK' if ok else 'FAILED'}")
     return ok, paths

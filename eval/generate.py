@@ -20,31 +20,23 @@ import dataclasses
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from assistant import copying
+from assistant import atomic, copying
+from assistant.errors import BadInput
 
-from . import copyrule, stats, textstats
-from .pairs import BriefRecord, files_info, load_briefs
-from .runner import (DATA, EvalError, ScoreCache, Variant, close_engine, default_cache_path, parse_adapters,
-                     resolve_variants)
+from . import stats, textstats
+from .cache import Lazy, ScoreCache
+from .pairs import BriefRecord, default_briefs_files, files_info, load_briefs
+from .readers import Readers, ReaderSpec, read_drafts, resolve_readers
+from .settings import Settings
+from .variants import Variant, parse_adapters, resolve_variants
+from .writers import NOTES_TOKENS, EngineWriter
 
 log = logging.getLogger(__name__)
 
-SECOND_READER = "gemma3-270m"   # judged by another model family too, when installed
-NOTES_TOKENS = 864              # a CQA-tuned model's notes before its passage: ~525 tokens on the corpus, up to ~650
 SCORE_FIELDS = ("I_per_token", "I_uncopied_per_token", "H_X_per_token", "H_X_given_Y_per_token")
-
-
-@dataclass(frozen=True)
-class ReaderSpec:
-    name: str
-    model: str
-    path: str
-    sha256: str
-    template: str   # "plain" for a reader whose GGUF has no chat template (e.g. a base, not -it, model)
 
 
 class DraftWriter(Protocol):
@@ -55,108 +47,17 @@ class DraftWriter(Protocol):
     def close(self) -> None: ...
 
 
-class TextReader(Protocol):
-    def score(self, brief, text: str) -> dict:
-        """Score.summary() of `text` under `brief`."""
-
-    def close(self) -> None: ...
+def _kept(full: dict) -> dict:
+    """What the cache keeps of a read (the record format of "read" entries)."""
+    return {**{k: full[k] for k in ("n_tokens", "n_copied", *SCORE_FIELDS)}, "copy_rules": full.get("copy_rules")}
 
 
-class EngineWriter:
-    def __init__(self, engine, template: str):
-        self.engine, self.template = engine, template
-
-    def draft(self, brief, sampler, notes_tokens: int = 0) -> dict:
-        from assistant.writer import HEADER_ADDED, complete
-
-        eng, budget = self.engine, sampler.max_tokens
-        # as the app writes it: "Passage:" is added when the model ends its turn after its notes
-        u = complete(eng, brief, dataclasses.replace(sampler, max_tokens=budget + notes_tokens), self.template)
-        notes, passage, added = u.notes, u.text, HEADER_ADDED in u.notice
-        ids = eng.tokenize_text(passage) if notes else list(u.ids or eng.tokenize_text(passage))
-        stop = u.stop_reason
-        if len(ids) > budget:   # the same passage budget for every variant, notes or not
-            passage, ids, stop = eng.pieces(ids[:budget])[2], ids[:budget], "length"
-        return {"text": passage, "n_tokens": len(ids), "stop_reason": stop, "notes": notes,
-                "notes_tokens": len(eng.tokenize_text(notes)) if notes else 0, "passage_header_added": added}
-
-    def close(self) -> None:
-        close_engine(self.engine)
+def _has_rules(got: dict | None) -> bool:
+    return got is not None and "copy_rules" in got     # a read cached before it kept both copy rules: read again
 
 
-class EngineTextReader:
-    def __init__(self, engine, template: str):
-        self.engine, self.template = engine, template
-
-    def score(self, brief, text: str) -> dict:
-        from assistant.scoring import score_text
-        r = score_text(self.engine, brief, text, template=self.template)
-        return {**r.score.summary(), "copy_rules": r.copy_rules()}
-
-    def close(self) -> None:
-        close_engine(self.engine)
-
-
-def engine_openers(template: str, n_threads: int | None):
-    from assistant.engine import Engine
-
-    def writer(v: Variant) -> DraftWriter:
-        return EngineWriter(Engine.load(v.model, lora_path=v.adapter_path, n_threads=n_threads), template)
-
-    def reader(r: ReaderSpec) -> TextReader:
-        return EngineTextReader(Engine.load(r.model, n_threads=n_threads), r.template)
-    return writer, reader
-
-
-def has_chat_template(path: str) -> bool:
-    from gguf import GGUFReader
-
-    from assistant.engine import GGUF_CHAT_TEMPLATE
-    return GGUFReader(path, "r").get_field(GGUF_CHAT_TEMPLATE) is not None
-
-
-def resolve_readers(names: list[str], base: Variant, template: str) -> tuple[list[ReaderSpec], list[str]]:
-    """Reader specs, and notes on readers left out (the optional second one, not installed) or
-    read with the plain template (their GGUF has no chat template)."""
-    from assistant import catalog
-
-    notes = []
-    if names:
-        wanted, optional = list(names), set()
-    else:
-        wanted, optional = [base.model, SECOND_READER], {SECOND_READER}
-    specs = []
-    for name in dict.fromkeys(wanted):
-        try:
-            m = catalog.resolve(name)
-        except catalog.ModelUnavailable as e:
-            if name not in optional:
-                raise
-            notes.append(f"reader {name} left out: {e}")
-            continue
-        if m.sha256 in {s.sha256 for s in specs}:
-            continue
-        t = template
-        if t == "chat" and not has_chat_template(str(m.path)):
-            t = "plain"
-            notes.append(f"reader {name} has no chat template in its GGUF: it reads with the plain template")
-        specs.append(ReaderSpec(name, name, str(m.path), m.sha256, t))
-    return specs, notes
-
-
-def _brief(rec: BriefRecord):
-    from assistant.brief import Brief
-    return Brief(**rec.fields)
-
-
-def _lazy(cache: dict, key, opener, arg):
-    if key not in cache:
-        cache[key] = opener(arg)
-    return cache[key]
-
-
-def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[ReaderSpec], n: int, sampler,
-             template: str, cache: ScoreCache, open_writer: Callable, open_reader: Callable,
+def generate(briefs: list[BriefRecord], variants: list[Variant], reader_specs: list[ReaderSpec], n: int, sampler,
+             template: str, cache: ScoreCache, open_writer: Callable[[Variant], DraftWriter], readers: Readers,
              progress: bool = True, notes_tokens: int = NOTES_TOKENS) -> dict:
     """Drafts and reader scores; returns {"drafts": [...], "timing": {...}} (see summarise).
     Adapters (CQA-tuned models reason first) get `notes_tokens` more for their notes; readers score the passage."""
@@ -164,9 +65,9 @@ def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[R
 
     drafts, timing = [], {}
     for v in variants:
-        t0, opened = time.perf_counter(), {}
+        t0 = time.perf_counter()
         extra = notes_tokens if v.adapter_path else 0
-        try:
+        with Lazy(lambda: open_writer(v)) as writer:
             for rec in tqdm(briefs, desc=f"write {v.name}", unit="brief", file=sys.stderr, disable=not progress):
                 for seed in range(n):
                     s = dataclasses.replace(sampler, seed=seed)   # same settings, seeds 0..n-1
@@ -174,32 +75,18 @@ def generate(briefs: list[BriefRecord], variants: list[Variant], readers: list[R
                                     {"notes_tokens": extra, "passage_header": "added after notes"})
                     got = cache.get(key)
                     if got is None:
-                        got = _lazy(opened, 0, open_writer, v).draft(_brief(rec), s, notes_tokens=extra)
+                        got = writer().draft(rec.brief(), s, notes_tokens=extra)
                         cache.put(key, got)
                     drafts.append({"brief": rec.id, "seed": seed, "variant": v.name, **got, "scores": {}})
-        finally:
-            for w in opened.values():
-                w.close()
         timing[f"write {v.name}"] = time.perf_counter() - t0
     by_id = {rec.id: rec for rec in briefs}
-    for r in readers:
-        t0, opened = time.perf_counter(), {}
-        try:
-            for d in tqdm(drafts, desc=f"read {r.name}", unit="draft", file=sys.stderr, disable=not progress):
-                if not d["text"].strip():
-                    d["scores"][r.name] = None   # an empty draft (immediate end of text): nothing to score
-                    continue
-                key = cache.key("read", r.sha256, r.template, by_id[d["brief"]].fields, d["text"])
-                got = cache.get(key)
-                if got is None or "copy_rules" not in got:   # a read cached before it kept both copy rules
-                    full = _lazy(opened, 0, open_reader, r).score(_brief(by_id[d["brief"]]), d["text"])
-                    got = {**{k: full[k] for k in ("n_tokens", "n_copied", *SCORE_FIELDS)},
-                           "copy_rules": full.get("copy_rules")}
-                    cache.put(key, got)
-                d["scores"][r.name] = copyrule.follow(got)
-        finally:
-            for x in opened.values():
-                x.close()
+    for r in reader_specs:
+        t0 = time.perf_counter()
+        items = [(cache.key("read", r.sha256, r.template, by_id[d["brief"]].fields, d["text"]), d["text"],
+                  by_id[d["brief"]].brief()) for d in drafts]
+        for d, score in zip(drafts, read_drafts(items, r, readers, cache, keep=_kept, fresh=_has_rules,
+                                                progress=progress)):
+            d["scores"][r.name] = score      # None: an empty draft (immediate end of text), nothing to score
         timing[f"read {r.name}"] = time.perf_counter() - t0
     return {"drafts": drafts, "timing": timing}
 
@@ -221,7 +108,7 @@ def summarise(drafts: list[dict], variants: list[str], readers: list[str], by_id
                  d.get("notes") for d in ds) else None,
              "distinct_2": stats.mean(per), "distinct_2_pooled": textstats.distinct_n(ws, 2),
              "repetition_rate": stats.mean(reps),
-             "brief_overlap": stats.mean(x for x in (copying.brief_overlap(d["text"], _brief(by_id[d["brief"]]).text())
+             "brief_overlap": stats.mean(x for x in (copying.brief_overlap(d["text"], by_id[d["brief"]].brief().text())
                                                      for d in ds) if x is not None) if by_id else None,
              "readers": {}}
         for r in readers:
@@ -245,30 +132,37 @@ def summarise(drafts: list[dict], variants: list[str], readers: list[str], by_id
     return out
 
 
-def run_generate(args) -> list[Path]:
+def run_generate(args, settings: Settings, readers: Readers) -> list[Path]:
     """The CLI command: load briefs, resolve models, generate, score, write the three files."""
+    from assistant.engine import Engine
     from assistant.sampler import Sampler
 
     from . import report as rep
     from .transcript import markdown_summary, markdown_transcript
 
-    files = args.briefs or [DATA / "briefs.jsonl"]
+    problems = []
     if args.n < 1:
-        raise EvalError(f"--n {args.n}: ask for at least one draft per brief")
-    briefs = load_briefs(files)[: args.limit or None]
-    variants = resolve_variants(args.model, parse_adapters(args.adapter))
-    readers, notes = resolve_readers(args.reader, variants[0], args.template)
-    sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
-    cache_path = None if args.no_cache else (args.cache or default_cache_path())
-    writer, reader = engine_openers(args.template, args.threads)
-    t0 = time.perf_counter()
+        problems.append(f"--n {args.n}: ask for at least one draft per brief")
     if args.notes_tokens < 0:
-        raise EvalError(f"--notes-tokens {args.notes_tokens}: must be 0 or more")
-    res = generate(briefs, variants, readers, args.n, sampler, args.template, ScoreCache(cache_path), writer, reader,
-                   progress=not args.quiet, notes_tokens=args.notes_tokens)
-    names, rnames = [v.name for v in variants], [r.name for r in readers]
-    result = {"variants": names, "readers": [r.__dict__ for r in readers], "notes": notes,
-              "template": args.template, "sampler": sampler.to_dict(), "notes_tokens": args.notes_tokens,
+        problems.append(f"--notes-tokens {args.notes_tokens}: must be 0 or more")
+    if problems:
+        raise BadInput("; ".join(problems))
+    files = args.briefs or default_briefs_files()
+    briefs = load_briefs(files)[: args.limit or None]
+    variants = resolve_variants(settings.model, parse_adapters(args.adapter))
+    reader_specs, notes = resolve_readers(args.reader, variants[0], settings.template)
+    sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
+
+    def open_writer(v: Variant) -> DraftWriter:
+        return EngineWriter(Engine.load(v.model, lora_path=v.adapter_path, n_threads=settings.threads),
+                            settings.template)
+
+    t0 = time.perf_counter()
+    res = generate(briefs, variants, reader_specs, args.n, sampler, settings.template, ScoreCache(settings.cache),
+                   open_writer, readers, progress=settings.progress, notes_tokens=args.notes_tokens)
+    names, rnames = [v.name for v in variants], [r.name for r in reader_specs]
+    result = {"variants": names, "readers": [r.__dict__ for r in reader_specs], "notes": notes,
+              "template": settings.template, "sampler": sampler.to_dict(), "notes_tokens": args.notes_tokens,
               "n_per_brief": args.n,
               "briefs_files": files_info(files), "n_briefs": len(briefs),
               "model": {"name": variants[0].model, "path": variants[0].model_path, "sha256": variants[0].model_sha256},
@@ -278,10 +172,9 @@ def run_generate(args) -> list[Path]:
               "created": rep.now()}
     out = Path(args.out)
     paths = [out / "generate.json", out / "generate.md", out / "transcript.md"]
-    rep.write_json(result, paths[0])
-    rep.write_atomic(paths[1], markdown_summary(result))
-    rep.write_atomic(paths[2], markdown_transcript(result, briefs))
+    rep.save_json(paths[0], result)
+    atomic.write_text(paths[1], markdown_summary(result))
+    atomic.write_text(paths[2], markdown_transcript(result, briefs))
     for note in notes:
         print(note)
     return paths
-

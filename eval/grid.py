@@ -24,6 +24,8 @@ from typing import Callable
 from assistant import copying, ranking
 
 from . import copyrule, stats, textstats
+from .cache import Lazy, ScoreCache
+from .readers import Readers, ReaderSpec, read_drafts
 
 REFERENCE = ("base", 0.0, 1)
 DEFAULT_ALPHAS = (0.0, 0.5)   # the issue's 0.25 was cut first, then 1.0, to fit ~2 h (briefs are never cut)
@@ -200,8 +202,8 @@ def choose(summary: dict, reader: str) -> dict:
                                        f"({v['readers'][reader][RULE_METRIC]:+.3f}; ties within {TIE} to the cheaper)"}
 
 
-def run(briefs, writers: list[GridWriter], alphas, best_of, readers, sampler, cache, open_writer: Callable,
-        open_reader: Callable, notes_tokens: int, progress: bool = True, brief_of: Callable = None) -> dict:
+def run(briefs, writers: list[GridWriter], alphas, best_of, reader_specs: list[ReaderSpec], sampler, cache: ScoreCache,
+        open_writer: Callable, readers: Readers, notes_tokens: int, progress: bool = True) -> dict:
     """Write every (writer, alpha, brief, seed) once (cached: an interrupted grid resumes), pick per setting,
     read the picks. Returns {"rows": [...], "drafts": [...], "timing": {...}}."""
     from tqdm import tqdm
@@ -211,8 +213,8 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, readers, sampler, ca
     total = len(writers) * len(alphas) * len(briefs) * n_seeds
     bar = tqdm(total=total, desc="grid drafts", unit="draft", file=sys.stderr, disable=not progress)
     for w in writers:
-        t0, opened = time.perf_counter(), {}
-        try:
+        t0 = time.perf_counter()
+        with Lazy(lambda: open_writer(w)) as writer:
             for alpha in alphas:
                 for rec in briefs:
                     for seed in range(n_seeds):
@@ -222,19 +224,13 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, readers, sampler, ca
                                         extra)
                         got = cache.get(key)
                         if got is None:
-                            if 0 not in opened:
-                                opened[0] = open_writer(w)
-                            got = opened[0].draft(brief_of(rec), s, float(alpha), w.notes, extra)
+                            got = writer().draft(rec.brief(), s, float(alpha), w.notes, extra)
                             cache.put(key, got)
                         if n_seeds > 1 and got.get("own_score") and not got["own_score"].get("copy_rules"):
-                            got = {**got, "own_score": _own_rescored(cache, opened, open_writer, w, rec, brief_of,
-                                                                     got["text"])}
+                            got = {**got, "own_score": _own_rescored(cache, writer, w, rec, got["text"])}
                         drafts.append({"writer": w.name, "alpha": float(alpha), "brief": rec.id, "seed": seed,
                                        "budget": sampler.max_tokens, **got})
                         bar.update(1)
-        finally:
-            for x in opened.values():
-                x.close()
         timing[f"write {w.name}"] = time.perf_counter() - t0   # this run: near 0 when every draft is cached
         timing[f"write {w.name}, as measured"] = sum(d["seconds"] for d in drafts if d["writer"] == w.name)
     bar.close()
@@ -248,78 +244,33 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, readers, sampler, ca
                     d = pick(pool, n)
                     rows.append({"writer": w.name, "alpha": float(alpha), "n": int(n), "brief": rec.id, "seed": d["seed"],
                                  "text": d["text"], "notes": d.get("notes", ""), "seconds": d["seconds_setting"],
-                                 **text_metrics(d["text"], brief_of(rec).text()), "scores": {}})
-    for r in readers:
-        t0, opened = time.perf_counter(), {}
-        try:
-            for row in tqdm(rows, desc=f"read {r.name}", unit="draft", file=sys.stderr, disable=not progress):
-                if not row["text"].strip():
-                    row["scores"][r.name] = None
-                    continue
-                key = cache.key("grid-read", r.sha256, r.template, by_id[row["brief"]].fields, row["text"])
-                got = cache.get(key)
-                if got is None:
-                    if 0 not in opened:
-                        opened[0] = open_reader(r)
-                    full = opened[0].score(brief_of(by_id[row["brief"]]), row["text"])
-                    got = {k: full[k] for k in ("n_tokens", "I", "I_uncopied", "I_per_token", "I_uncopied_per_token")}
-                    got["copy_rules"] = full.get("copy_rules")
-                    cache.put(key, got)
-                got = copyrule.follow(got)     # a read cached under the 3-word rule, under the score's rule
-                row["scores"][r.name] = {**got, "I_uncopied_budget": got["I_uncopied"] / sampler.max_tokens}
-        finally:
-            for x in opened.values():
-                x.close()
+                                 **text_metrics(d["text"], rec.brief().text()), "scores": {}})
+    for r in reader_specs:
+        t0 = time.perf_counter()
+        items = [(cache.key("grid-read", r.sha256, r.template, by_id[row["brief"]].fields, row["text"]), row["text"],
+                  by_id[row["brief"]].brief()) for row in rows]
+        for row, got in zip(rows, read_drafts(items, r, readers, cache, keep=_kept, progress=progress)):
+            # a read cached under the 3-word rule comes back under the score's rule (copyrule.follow)
+            if got is not None:
+                got = {**got, "I_uncopied_budget": got["I_uncopied"] / sampler.max_tokens}
+            row["scores"][r.name] = got
         timing[f"read {r.name}"] = time.perf_counter() - t0
     return {"rows": rows, "drafts": drafts, "timing": timing}
 
 
-def _own_rescored(cache, opened: dict, open_writer: Callable, w: GridWriter, rec, brief_of: Callable, text: str) -> dict:
+def _kept(full: dict) -> dict:
+    """What the cache keeps of a grid read (the record format of "grid-read" entries)."""
+    got = {k: full[k] for k in ("n_tokens", "I", "I_uncopied", "I_per_token", "I_uncopied_per_token")}
+    got["copy_rules"] = full.get("copy_rules")
+    return got
+
+
+def _own_rescored(cache: ScoreCache, writer: Lazy, w: GridWriter, rec, text: str) -> dict:
     """A draft cached before own scores kept both copy rules: its writer scores the passage again as the app's
     /score would (the brief alone, both passes), so best-of-N ranks it under the score's rule of today."""
     key = cache.key("grid-own", w.adapter_sha256, rec.fields, text)
     got = cache.get(key)
     if got is None:
-        if 0 not in opened:
-            opened[0] = open_writer(w)
-        got = opened[0].own_score(brief_of(rec), text)
+        got = writer().own_score(rec.brief(), text)
         cache.put(key, got)
     return got
-
-
-class EngineGridWriter:
-    """A writer on the real engine: the app's own writer (twin stream, guidance, notes or not), the passage cut to
-    the budget, its own live score kept for best-of-N."""
-
-    def __init__(self, engine, template: str):
-        self.engine, self.template = engine, template
-
-    def draft(self, brief, sampler, alpha: float, notes: bool, notes_tokens: int) -> dict:
-        from assistant import writer
-
-        budget = sampler.max_tokens
-        t0 = time.perf_counter()
-        u = writer.complete(self.engine, brief, dataclasses.replace(sampler, max_tokens=budget + notes_tokens),
-                            self.template, guidance=alpha, notes=notes)
-        seconds = time.perf_counter() - t0
-        passage = u.text if (u.result is not None or not u.text.lstrip().startswith("Notes:")) else ""
-        ids = self.engine.tokenize_text(passage) if passage else []
-        if len(ids) > budget:
-            passage = self.engine.pieces(ids[:budget])[2]
-        return {"text": passage, "n_tokens": min(len(ids), budget), "stop_reason": u.stop_reason, "notes": u.notes,
-                "seconds": seconds, "own_score": _own(u.result) if u.result else None}
-
-    def own_score(self, brief, text: str) -> dict:
-        """The writer's score of a passage it wrote, scored afresh: the brief alone, both passes."""
-        from assistant.scoring import score_text
-
-        return _own(score_text(self.engine, brief, text, template=self.template))
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-def _own(result) -> dict:
-    """What best-of-N ranks by, from a ScoredText: I_uncopied (both copy rules kept), brief overlap, I per token."""
-    own = result.to_json()
-    return {**{k: own[k] for k in ("I_uncopied", "brief_overlap", "I_per_token")}, "copy_rules": result.copy_rules()}

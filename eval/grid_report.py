@@ -10,22 +10,27 @@ import json
 import time
 from pathlib import Path
 
-from assistant import copying
+from assistant import atomic, copying
+from assistant.errors import BadInput
 
 from . import copyrule, grid
 from . import report as rep
-from .generate import NOTES_TOKENS, _brief, resolve_readers
-from .pairs import files_info, load_briefs
-from .report import md_table
-from .runner import DATA, EvalError, ScoreCache, default_cache_path, parse_adapters, resolve_variants
+from .cache import ScoreCache
+from .pairs import default_briefs_files, files_info, load_briefs
+from .readers import Readers, resolve_readers
+from .settings import Settings
+from .tables import md_table, num, pct, pval
+from .variants import parse_adapters, resolve_variants
+from .writers import NOTES_TOKENS, EngineGridWriter
 
 TRANSCRIPT_BRIEFS = 3
 
 
-def writers_from_args(args) -> tuple[list[grid.GridWriter], object]:
+def writers_from_args(args, model: str | None) -> tuple[list[grid.GridWriter], object]:
+    """The grid's writers from --cqa (each with its notes and without) and --passage, and the base variant."""
     cqa = parse_adapters(args.cqa)
     passage = parse_adapters(args.passage)
-    variants = resolve_variants(args.model, cqa + passage)
+    variants = resolve_variants(model, cqa + passage)
     by_name = {v.name: v for v in variants}
     out = [grid.GridWriter("base", None)]
     for name, _ in cqa:
@@ -67,13 +72,13 @@ def markdown(result: dict) -> str:
     head = ["setting", "with passage", "words", "brief overlap", "distinct-2", "seq-rep-4", "s/draft"]
     rows = []
     for label, v in s.items():
-        row = [label, rep._pct(v["with_passage"]), rep._f(v["words"], ".0f"), rep._pct(v["brief_overlap"]),
-               rep._f(v["distinct_2"], ".3f"), rep._f(v["repetition_rate"], ".3f"), rep._f(v["seconds"], ".1f")]
+        row = [label, pct(v["with_passage"]), num(v["words"], ".0f"), pct(v["brief_overlap"]),
+               num(v["distinct_2"], ".3f"), num(v["repetition_rate"], ".3f"), num(v["seconds"], ".1f")]
         for r in readers:
             x = v["readers"][r]
             vs = x.get("vs_reference", {})
-            row += [rep._f(x["I_uncopied_per_token"]), rep._f(x["I_uncopied_budget"]), rep._f(vs.get("mean")),
-                    rep._p(vs.get("p_holm")), rep._f(vs.get("cohens_d"), "+.2f")]
+            row += [num(x["I_uncopied_per_token"]), num(x["I_uncopied_budget"]), num(vs.get("mean")),
+                    pval(vs.get("p_holm")), num(vs.get("cohens_d"), "+.2f")]
         rows.append(row)
     for r in readers:
         head += [f"{r}: I uncopied/token", f"{r}: I uncopied/budget", "Δ vs ref", "p (Holm)", "d_z"]
@@ -92,14 +97,14 @@ def _copy_rules_md(c: dict | None) -> list[str]:
     out = ["", "## Copied spans: 2 words or 3?", "",
            "On the drafts (every setting's pick): Spearman ρ of I uncopied/token vs brief overlap (lower: less "
            "rewarded by restating the brief), share of tokens marked copied, mean I uncopied/token.", ""]
-    rows = [[r, n, rep._f(g["rho"], "+.3f"), rep._p(g["p"]), rep._pct(g["copied_share"]), rep._f(g["mean_I_uncopied"])]
+    rows = [[r, n, num(g["rho"], "+.3f"), pval(g["p"]), pct(g["copied_share"]), num(g["mean_I_uncopied"])]
             for r, gen in c["generations"].items() for n, g in gen.items()]
     out += md_table(["reader", "words per span", "ρ vs brief overlap", "p", "tokens copied", "I uncopied/token"], rows)
     if c.get("pairs"):
         out += ["", f"On the literary pairs ({c['pairs_report']}):", ""]
         out += md_table(["words per span", "base validation rate", "base mean ΔI", "tuned Δ(ΔI)", "p", "d_z"],
-                        [[n, rep._pct(x["base_rate"]), rep._f(x["base_mean"]), rep._f(x.get("tuned_mean")),
-                          rep._p(x.get("tuned_p")), rep._f(x.get("tuned_dz"), "+.2f")] for n, x in c["pairs"].items()])
+                        [[n, pct(x["base_rate"]), num(x["base_mean"]), num(x.get("tuned_mean")),
+                          pval(x.get("tuned_p")), num(x.get("tuned_dz"), "+.2f")] for n, x in c["pairs"].items()])
     out += ["", f"**Decision** (README's rule, `eval.copyrule.decide`, reader {c['reader']}): "
                 f"{c['decision']['n']}-word spans. {c['decision']['why']}."]
     return out
@@ -111,8 +116,8 @@ def _best_of_md(b: dict | None) -> list[str]:
     out = ["", "## Best of N against a random pick", "",
            "Random pick: the mean over all N drafts of a brief (what picking at random gives on average). "
            "Per writer and α, means over the briefs.", ""]
-    rows = [[k, rep._pct(x["pick"]["brief_overlap"]), rep._pct(x["random"]["brief_overlap"]),
-             rep._f(x["pick"]["words"], ".0f"), rep._f(x["random"]["words"], ".0f"), "yes" if x["no_worse"] else "NO"]
+    rows = [[k, pct(x["pick"]["brief_overlap"]), pct(x["random"]["brief_overlap"]),
+             num(x["pick"]["words"], ".0f"), num(x["random"]["words"], ".0f"), "yes" if x["no_worse"] else "NO"]
             for k, x in b.items()]
     return out + md_table(["writer α N", "overlap: pick", "overlap: random", "words: pick", "words: random",
                            "no worse"], rows)
@@ -156,54 +161,50 @@ def plot(result: dict) -> bytes:
     return buf.getvalue()
 
 
-def run_grid(args) -> list[Path]:
+def run_grid(args, settings: Settings, readers: Readers) -> list[Path]:
+    from assistant.engine import Engine
     from assistant.sampler import Sampler
 
-    from .generate import engine_openers
-
-    files = args.briefs or [DATA / "briefs.jsonl"]
+    files = args.briefs or default_briefs_files()
     briefs = load_briefs(files)[: args.limit or None]
-    writers, base = writers_from_args(args)
-    readers, notes = resolve_readers(args.reader, base, args.template)
-    if not readers:
-        raise EvalError("no reader: the grid needs at least the base model to read the drafts")
+    writers, base = writers_from_args(args, settings.model)
+    reader_specs, notes = resolve_readers(args.reader, base, settings.template)
+    if not reader_specs:
+        raise BadInput("no reader: the grid needs at least the base model to read the drafts")
     alphas = tuple(args.alphas) if args.alphas else grid.DEFAULT_ALPHAS
     best_of = tuple(args.best_of) if args.best_of else grid.DEFAULT_BEST_OF
     if 1 not in best_of or any(n < 1 for n in best_of):
-        raise EvalError("--best-of must include 1 (the reference) and hold only whole numbers >= 1")
+        raise BadInput("--best-of must include 1 (the reference) and hold only whole numbers >= 1")
     sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
-    cache = ScoreCache(None if args.no_cache else (args.cache or default_cache_path()))
-    from assistant.engine import Engine
-    _, open_reader = engine_openers(args.template, args.threads)
 
-    def open_writer(w: grid.GridWriter):
-        return grid.EngineGridWriter(Engine.load(args.model, lora_path=w.adapter, n_threads=args.threads), args.template)
+    def open_writer(w: grid.GridWriter) -> EngineGridWriter:
+        return EngineGridWriter(Engine.load(settings.model, lora_path=w.adapter, n_threads=settings.threads),
+                                settings.template)
 
-    brief_texts = {rec.id: _brief(rec).text() for rec in briefs}
+    brief_texts = {rec.id: rec.brief().text() for rec in briefs}
     t0 = time.perf_counter()
-    res = grid.run(briefs, writers, alphas, best_of, readers, sampler, cache, open_writer, open_reader,
-                   args.notes_tokens, progress=not args.quiet, brief_of=_brief)
+    res = grid.run(briefs, writers, alphas, best_of, reader_specs, sampler, ScoreCache(settings.cache), open_writer,
+                   readers, args.notes_tokens, progress=settings.progress)
     all_settings = grid.settings(writers, alphas, best_of)
-    names = [r.name for r in readers]
+    names = [r.name for r in reader_specs]
     chooser = names[1] if len(names) > 1 else names[0]     # the outside reader (Gemma) when installed
     rules = copy_rules(res["rows"], names, chooser, args.pairs_report, writers)
     if rules["decision"]["n"] != copying.N_WORDS:     # the reads follow the score's rule; the decision overrides it
         grid.use_copy_rule(res["rows"], str(rules["decision"]["n"]), sampler.max_tokens)
     summary = grid.summarise(res["rows"], names, all_settings)
-    result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in readers], "notes": notes,
+    result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in reader_specs], "notes": notes,
               "alphas": list(alphas), "best_of": list(best_of), "sampler": sampler.to_dict(),
               "notes_tokens": args.notes_tokens, "briefs_files": files_info(files), "n_briefs": len(briefs),
               "summary": summary, "choice_reader": chooser, "copy_rules": rules,
-              "best_of_vs_random": grid.best_of_vs_random(res["rows"], res["drafts"], brief_texts), "choice": grid.choose(summary, chooser),
+              "best_of_vs_random": grid.best_of_vs_random(res["rows"], res["drafts"], brief_texts),
+              "choice": grid.choose(summary, chooser),
               "rows": res["rows"], "timing": {**res["timing"], "total": time.perf_counter() - t0},
-              "machine": rep.machine_info(), "created": rep.now(),
-              "command": "python -m eval grid " + " ".join(getattr(args, "argv", []) or [])}
+              "machine": rep.machine_info(), "created": rep.now(), "command": settings.command}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rep.write_json(result, out / "report.json")
-    rep.write_atomic(out / "report.md", markdown(result))
-    rep.write_atomic(out / "transcript.md", transcript(result))
-    rep.write_atomic(out / "grid.png", plot(result))
+    rep.save_json(out / "report.json", result)
+    atomic.write_text(out / "report.md", markdown(result))
+    atomic.write_text(out / "transcript.md", transcript(result))
+    atomic.write_bytes(out / "grid.png", plot(result))
     return [out / f for f in ("report.json", "report.md", "transcript.md", "grid.png")]
 
 

@@ -23,6 +23,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.errors import BadInput
+
+DATA = Path(__file__).resolve().parent / "data"   # the committed pair and brief sets
 GROUPS = ("literary", "factual")
 AXES = ("cliche", "audience", "reality", "craft")
 PAIR_FIELDS = ("id", "group", "context", "high", "degraded", "axis")
@@ -31,8 +34,8 @@ LENGTH_RATIO = (2 / 3, 3 / 2)   # allowed words(degraded) / words(high): "about 
 MIN_SHARED_WORDS = 6            # shorter sentences ("He nodded.") may coincide innocently
 
 
-class FormatError(ValueError):
-    """One or more `file:line: field: message` problems, all listed in the message."""
+class FormatError(BadInput):
+    """One or more `file:line: field: message` problems, all listed in the message (and in `problems`)."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -57,6 +60,22 @@ class BriefRecord:
     genre: str
     fields: dict     # task, intent, audience, world, text_so_far -> assistant.brief.Brief(**fields)
     source: str = ""
+
+    def brief(self):
+        """The assistant's Brief of these fields (what a writer writes from and a reader reads under)."""
+        from assistant.brief import Brief
+        return Brief(**self.fields)
+
+
+def default_pairs_files() -> list[Path]:
+    """eval/data/pairs.jsonl when it exists, else the pair sets it is made of."""
+    combined = DATA / "pairs.jsonl"
+    return [combined] if combined.is_file() else sorted(DATA.glob("pairs_*.jsonl"))
+
+
+def default_briefs_files() -> list[Path]:
+    """The held-out briefs of `eval generate` and `eval grid`."""
+    return [DATA / "briefs.jsonl"]
 
 
 def read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:

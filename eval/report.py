@@ -19,17 +19,18 @@ report.json:
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from assistant import atomic
+
 from . import stats
 from .pairs import AXES, GROUPS, Pair
+from .tables import md_table, num, pct, pval
 
 KINDS = (("", "I_per_token"), ("_uncopied", "I_uncopied_per_token"))  # (key suffix, Score field)
 
@@ -112,50 +113,23 @@ def _clean(x):
     return x
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
-def write_json(report: dict, path: Path) -> None:
-    write_atomic(path, json.dumps(_clean(report), indent=1, ensure_ascii=False) + "\n")
-
-
-def _f(x, fmt="+.3f") -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
-
-
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.0f}%"
-
-
-def _p(x) -> str:
-    return "–" if x is None else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
-
-
-def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table: the first column left-aligned, the rest right-aligned (numbers)."""
-    return ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+def save_json(path: Path, data: dict) -> Path:
+    """A report as JSON (NaN and inf as null, one-space indent, UTF-8 as it is), written atomically."""
+    return atomic.write_json(path, _clean(data), indent=1, ensure_ascii=False)
 
 
 def _group_tables(s: dict, variants: list[str], adapters: list[str]) -> list[str]:
     lines = md_table(["variant", "n", "validation rate", "mean ΔI", "validation rate (uncopied)",
                       "mean ΔI (uncopied)"],
-                     [[v, str(s["n"]), _pct(s["validation_rate"][v]), _f(s["mean_delta_I"][v]),
-                       _pct(s["validation_rate_uncopied"][v]), _f(s["mean_delta_I_uncopied"][v])] for v in variants])
+                     [[v, str(s["n"]), pct(s["validation_rate"][v]), num(s["mean_delta_I"][v]),
+                       pct(s["validation_rate_uncopied"][v]), num(s["mean_delta_I_uncopied"][v])] for v in variants])
     if adapters:
         dd = [(a, s["delta_delta"][a]) for a in adapters]
         lines += [""] + md_table(
             ["adapter vs base", "n", "mean Δ(ΔI)", "Wilcoxon p (greater)", "Cohen's d_z", "mean Δ(ΔI) (uncopied)",
              "p (uncopied)", "d_z (uncopied)"],
-            [[a, str(d["n"]), _f(d["mean"]), _p(d["wilcoxon_p"]), _f(d["cohens_d"], "+.2f"), _f(d["mean_uncopied"]),
-              _p(d["wilcoxon_p_uncopied"]), _f(d["cohens_d_uncopied"], "+.2f")] for a, d in dd])
+            [[a, str(d["n"]), num(d["mean"]), pval(d["wilcoxon_p"]), num(d["cohens_d"], "+.2f"), num(d["mean_uncopied"]),
+              pval(d["wilcoxon_p_uncopied"]), num(d["cohens_d_uncopied"], "+.2f")] for a, d in dd])
     return lines
 
 
@@ -191,9 +165,9 @@ def markdown(report: dict) -> str:
                 + "".join(f" | Δ(ΔI) {a}: mean / p" for a in adapters) + " |",
                 "|---|---:|" + "---:|" * (len(variants) + len(adapters))]
         for axis, a in s["axes"].items():
-            cells = [f"{_pct(a['validation_rate'][v])} / {_f(a['mean_delta_I'][v])} / "
-                     f"{_f(a['mean_delta_I_uncopied'][v])}" for v in variants]
-            cells += [f"{_f(a['delta_delta'][ad]['mean'])} / {_p(a['delta_delta'][ad]['wilcoxon_p'])}"
+            cells = [f"{pct(a['validation_rate'][v])} / {num(a['mean_delta_I'][v])} / "
+                     f"{num(a['mean_delta_I_uncopied'][v])}" for v in variants]
+            cells += [f"{num(a['delta_delta'][ad]['mean'])} / {pval(a['delta_delta'][ad]['wilcoxon_p'])}"
                       for ad in adapters]
             out.append(f"| {axis} | {a['n']} | " + " | ".join(cells) + " |")
         out.append("")
@@ -202,7 +176,7 @@ def markdown(report: dict) -> str:
             "|---|---|---|---:|" + "---:|" * len(variants)]
     for r in report["pairs"]:
         out.append(f"| {r['id']} | {r['group']} | {r['axis']} | {r['n_tokens']['high']}/{r['n_tokens']['degraded']} | "
-                   + " | ".join(f"{_f(r['delta_I'][v])} ({_f(r['delta_I_uncopied'][v])})" for v in variants) + " |")
+                   + " | ".join(f"{num(r['delta_I'][v])} ({num(r['delta_I_uncopied'][v])})" for v in variants) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -212,7 +186,7 @@ def write_all(report: dict, out_dir: Path) -> list[Path]:
 
     out_dir = Path(out_dir)
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "delta.png"]
-    write_json(report, paths[0])
-    write_atomic(paths[1], markdown(report))
-    write_atomic(paths[2], plot_delta(report))
+    save_json(paths[0], report)
+    atomic.write_text(paths[1], markdown(report))
+    atomic.write_bytes(paths[2], plot_delta(report))
     return paths

@@ -5,11 +5,7 @@
 from __future__ import annotations
 
 from .pairs import BriefRecord
-from .report import md_table
-
-
-def _f(x, fmt="+.3f") -> str:
-    return "–" if x is None else format(x, fmt)
+from .tables import md_table, num
 
 
 def _cell(text: str) -> str:
@@ -38,20 +34,20 @@ def markdown_summary(result: dict) -> str:
     out += md_table(["variant", "drafts", "with notes", "notes tokens", "'Passage:' added", "with a passage", "tokens",
                      "words", "ended by EOS", "distinct-2", "distinct-2 (pooled)", "repetition (seq-rep-4)",
                      "brief overlap (word pairs)"],
-                    [[v] + [_f(result["summary"][v].get(k), fmt) for k, fmt in stat] for v in variants])
+                    [[v] + [num(result["summary"][v].get(k), fmt) for k, fmt in stat] for v in variants])
     read = [("I_per_token", "+.3f"), ("I_uncopied_per_token", "+.3f"), ("H_X_per_token", ".3f"),
             ("H_X_given_Y_per_token", ".3f")]
     for r in readers:
         out += ["", f"## Scored by {r} (bits/token, mean over drafts)", ""]
         out += md_table(["variant", "scored", "I", "I (uncopied)", "H(X)", "H(X\\|Y)"],
                         [[v, str(result["summary"][v]["readers"][r]["n_scored"])]
-                         + [_f(result["summary"][v]["readers"][r][k], fmt) for k, fmt in read] for v in variants])
+                         + [num(result["summary"][v]["readers"][r][k], fmt) for k, fmt in read] for v in variants])
         for a in variants[1:]:
             d = result["vs_base"][a][r]
             p = "–" if d["wilcoxon_p"] is None else f"{d['wilcoxon_p']:.3f}"
             out.append(f"\n{a} vs base, paired by brief (seeds averaged, n={d['n_briefs']}): mean difference of I "
-                       f"{_f(d['mean_I_difference'])} bits/token, one-sided Wilcoxon p={p}, "
-                       f"d_z={_f(d['cohens_d'], '+.2f')}")
+                       f"{num(d['mean_I_difference'])} bits/token, one-sided Wilcoxon p={p}, "
+                       f"d_z={num(d['cohens_d'], '+.2f')}")
     out += ["", "Drafts side by side: [transcript.md](transcript.md)."]
     return "\n".join(out) + "\n"
 
@@ -72,7 +68,7 @@ def markdown_transcript(result: dict, briefs: list[BriefRecord]) -> str:
                 if d is None:
                     cells.append("")
                     continue
-                marks = "; ".join(f"{r}: I {_f(sc['I_per_token'])} ({_f(sc['I_uncopied_per_token'])})"
+                marks = "; ".join(f"{r}: I {num(sc['I_per_token'])} ({num(sc['I_uncopied_per_token'])})"
                                   for r in readers if (sc := d["scores"].get(r)))
                 cells.append(f"{_cell(d['text'])}<br><br>*{d['n_tokens']} tokens, {d['stop_reason']}; {marks}*")
             out.append(f"| {seed} | " + " | ".join(cells) + " |")

@@ -5,10 +5,12 @@ import pytest
 
 from assistant.sampler import Sampler
 from eval import crosscheck, textstats
-from eval.generate import ReaderSpec, generate, summarise
+from eval.cache import ScoreCache
+from eval.generate import generate, summarise
 from eval.pairs import BriefRecord
-from eval.runner import ScoreCache, Variant
+from eval.readers import ReaderSpec
 from eval.transcript import markdown_summary, markdown_transcript
+from eval.variants import Variant
 
 
 def test_textstats_worked_example():
@@ -56,8 +58,12 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, r):
-        self.r = r
+    def __init__(self, model):
+        self.model = model
+
+    def score_texts(self, brief, context, texts):
+        assert context is None and len(texts) == 1      # a draft is read under its brief alone
+        return [self.score(brief, t) for t in texts]
 
     def score(self, brief, text):
         I = 1.0 + text.count("tuned") * (1.0 if brief.task == "Write." else 0.5)  # base drafts: 1.0
@@ -68,16 +74,35 @@ class Reader:
         """A fake holds nothing to free."""
 
 
+class Readers:
+    """Where fake readers of class `reader` run; `opened`: the (model, adapter, template) of each one opened."""
+    n_threads = 1
+
+    def __init__(self, reader=Reader):
+        self.reader, self.opened = reader, []
+
+    def open(self, model, adapter, template):
+        self.opened.append((model, adapter, template))
+        return self.reader(model)
+
+
+class Refuse(Readers):
+    def open(self, model, adapter, template):
+        pytest.fail("reader opened")
+
+
 def test_generate_summary_pairing_and_cache(tmp_path):
     cache = ScoreCache(tmp_path / "c.jsonl")
-    res = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", cache, Writer, Reader, progress=False,
-                   notes_tokens=100)
+    readers = Readers()
+    res = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", cache, Writer, readers,
+                   progress=False, notes_tokens=100)
     drafts = res["drafts"]
     # the same passage budget for all; only the adapter gets tokens for notes before its passage
     assert set(Writer.budgets) == {("base", 20, 0), ("tuned", 20, 100)}
     assert len(drafts) == 2 * 2 * 2 and {d["seed"] for d in drafts} == {0, 1}
     empty = [d for d in drafts if not d["text"]]
     assert len(empty) == 1 and empty[0]["scores"] == {"r1": None, "r2": None}
+    assert readers.opened == [("fake", None, "chat"), ("fake2", None, "plain")]   # each reader once, no adapter
     s = summarise(drafts, ["base", "e5"], ["r1", "r2"])
     assert s["summary"]["base"]["readers"]["r1"] == {"n_scored": 3, "I_per_token": 1.0, "I_uncopied_per_token": 1.0,
                                                      "H_X_per_token": 5.0, "H_X_given_Y_per_token": 4.0}
@@ -92,7 +117,7 @@ def test_generate_summary_pairing_and_cache(tmp_path):
     # Same seeds, same settings: a re-run takes drafts and scores from the cache, opening nothing.
     Writer.opened = 0
     again = generate(BRIEFS, VARIANTS, READERS, 2, Sampler(max_tokens=20), "chat", ScoreCache(tmp_path / "c.jsonl"),
-                     Writer, lambda r: pytest.fail("reader opened"), progress=False, notes_tokens=100)
+                     Writer, Refuse(), progress=False, notes_tokens=100)
     assert Writer.opened == 0 and again["drafts"] == drafts
     result = {"variants": ["base", "e5"], "readers": [r.__dict__ for r in READERS], "notes": [], "template": "chat",
               "sampler": Sampler(max_tokens=20).to_dict(), "n_per_brief": 2, "n_briefs": 2,
@@ -110,8 +135,8 @@ class RuleReader(Reader):
     """A reader whose scores carry both copy rules: 2-word spans leave less I uncopied than 3-word ones."""
     opened = 0
 
-    def __init__(self, r):
-        super().__init__(r)
+    def __init__(self, model):
+        super().__init__(model)
         RuleReader.opened += 1
 
     def score(self, brief, text):
@@ -124,7 +149,7 @@ def test_reads_follow_the_scores_copy_rule_and_old_reads_are_read_again(tmp_path
     import json
     path = tmp_path / "c.jsonl"
     run = lambda: generate(BRIEFS, VARIANTS[:1], READERS[:1], 1, Sampler(max_tokens=20), "chat",  # noqa: E731
-                           ScoreCache(path), Writer, RuleReader, progress=False)
+                           ScoreCache(path), Writer, Readers(RuleReader), progress=False)
     first = run()["drafts"]
     assert [d["scores"]["r1"]["I_uncopied_per_token"] for d in first] == [0.25, 0.25]   # 2-word spans, the score's
     assert RuleReader.opened == 1
@@ -135,3 +160,25 @@ def test_reads_follow_the_scores_copy_rule_and_old_reads_are_read_again(tmp_path
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     RuleReader.opened = 0
     assert run()["drafts"] == first and RuleReader.opened == 1
+
+
+class WordEngine:
+    """Tokens are words: enough of an engine for the budget cut."""
+
+    def tokenize_text(self, text):
+        return text.split()
+
+    def pieces(self, ids):
+        return ids, [], " ".join(ids)
+
+
+def test_cut_to_budget_known_answer():
+    from eval.writers import cut_to_budget
+
+    eng = WordEngine()
+    assert cut_to_budget(eng, "the clocks had stopped at nine", 4) == ("the clocks had stopped",
+                                                                      ["the", "clocks", "had", "stopped"], True)
+    assert cut_to_budget(eng, "at nine", 4) == ("at nine", ["at", "nine"], False)
+    assert cut_to_budget(eng, "", 4) == ("", [], False)
+    # ids already known (as generated) are cut, not the text tokenized again
+    assert cut_to_budget(eng, "ignored", 1, ids=["a", "b"]) == ("a", ["a"], True)

@@ -1,12 +1,11 @@
 """The generation grid on fake writers and readers: picks, pairing, Holm, the rule as code, resuming."""
 import doctest
 
-from assistant.brief import Brief
 from assistant.sampler import Sampler
 from eval import grid
-from eval.generate import ReaderSpec
+from eval.cache import ScoreCache
 from eval.pairs import BriefRecord
-from eval.runner import ScoreCache
+from eval.readers import ReaderSpec
 
 BRIEFS = [BriefRecord(f"b{k}", "fable", {"task": f"Write {k}.", "intent": "the fox is kind", "audience": "a",
                                           "world": "a fox and a crow", "text_so_far": ""}) for k in range(8)]
@@ -43,8 +42,8 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, r):
-        self.r = r
+    def score_texts(self, brief, context, texts):
+        return [self.score(brief, t) for t in texts]
 
     def score(self, brief, text):
         gain = 0.5 if "cqa" in text else 0.0
@@ -59,10 +58,18 @@ class Reader:
         """A fake holds nothing to free."""
 
 
+class Readers:
+    n_threads = 1
+
+    def open(self, model, adapter, template):
+        assert adapter is None       # the grid's readers wrote nothing: no adapter
+        return Reader()
+
+
 def _run(tmp_path):
     cache = ScoreCache(tmp_path / "cache.json")
-    return grid.run(BRIEFS, WRITERS, (0.0, 0.5, 1.0), (1, 2), READERS, Sampler(max_tokens=12), cache, Writer, Reader,
-                    notes_tokens=0, progress=False, brief_of=lambda rec: Brief(**rec.fields))
+    return grid.run(BRIEFS, WRITERS, (0.0, 0.5, 1.0), (1, 2), READERS, Sampler(max_tokens=12), cache, Writer, Readers(),
+                    notes_tokens=0, progress=False)
 
 
 def test_docstring_rule_example():
@@ -121,7 +128,7 @@ def test_drafts_cached_without_both_copy_rules_are_rescored_once_by_their_writer
 
     def go():
         return grid.run(BRIEFS, WRITERS, (0.0, 1.0), (1, 2), READERS, Sampler(max_tokens=12), cache, LegacyWriter,
-                        Reader, notes_tokens=0, progress=False, brief_of=lambda rec: Brief(**rec.fields))
+                        Readers(), notes_tokens=0, progress=False)
     rows = go()["rows"]
     # every distinct passage once: at alpha 1 both seeds restate the brief word for word (one score)
     assert LegacyWriter.rescored == 2 * 8 * 2 + 2 * 8
@@ -129,3 +136,15 @@ def test_drafts_cached_without_both_copy_rules_are_rescored_once_by_their_writer
     LegacyWriter.rescored, LegacyWriter.calls = 0, 0
     again = go()["rows"]
     assert LegacyWriter.rescored == 0 and LegacyWriter.calls == 0 and again == rows
+
+
+def test_the_committed_grid_report_renders_as_committed():
+    """report.md and transcript.md are functions of report.json: the committed files come back byte for byte."""
+    import json
+    from pathlib import Path
+
+    from eval import grid_report
+    folder = Path(__file__).resolve().parents[1] / "eval" / "results" / "generate-grid"
+    result = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert grid_report.markdown(result) == (folder / "report.md").read_text(encoding="utf-8")
+    assert grid_report.transcript(result) == (folder / "transcript.md").read_text(encoding="utf-8")

@@ -7,8 +7,9 @@ import pytest
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from assistant import catalog  # noqa: E402
-from eval.pairs import load_pairs  # noqa: E402
-from eval.runner import DATA, evaluate_pairs  # noqa: E402
+from eval.pair_eval import evaluate_pairs  # noqa: E402
+from eval.pairs import DATA, load_pairs  # noqa: E402
+from eval.settings import Settings  # noqa: E402
 
 try:
     catalog.resolve("smollm2-135m")
@@ -66,8 +67,8 @@ def test_two_pairs_with_the_embedded_model_and_an_adapter(tmp_path):
     path, fac = two_pairs(tmp_path)
     adapter = tiny_adapter(tmp_path / "tiny.gguf")
     # One thread: on a busy 2-core machine llama.cpp's spinning worker threads slow down several-fold.
-    report, paths = evaluate_pairs([path], tmp_path / "out", adapters=[f"tiny={adapter}"],
-                                   cache_path=tmp_path / "cache.jsonl", progress=False, n_threads=1)
+    settings = Settings(threads=1, cache=tmp_path / "cache.jsonl", progress=False)
+    report, paths = evaluate_pairs([path], tmp_path / "out", settings, adapters=[f"tiny={adapter}"])
     assert all(p.exists() for p in paths)
     assert report["variants"] == ["base", "tiny"] and set(report["groups"]) == {"literary", "factual"}
     assert report["model"]["sha256"] == catalog.resolve("smollm2-135m").sha256
@@ -95,8 +96,8 @@ def test_two_pairs_with_the_embedded_model_and_an_adapter(tmp_path):
     assert report["copy_rule_words"] == 2 and set(cr) == {"2", "3"} and cr["2"]["base_mean"] == pytest.approx(
         report["groups"]["literary"]["mean_delta_I_uncopied"]["base"], abs=1e-9)
     # A re-run is served from the cache and gives identical numbers.
-    again, _ = evaluate_pairs([path], tmp_path / "out2", adapters=[f"tiny={adapter}"],
-                              cache_path=tmp_path / "cache.jsonl", progress=False)
+    again, _ = evaluate_pairs([path], tmp_path / "out2", Settings(cache=tmp_path / "cache.jsonl", progress=False),
+                              adapters=[f"tiny={adapter}"])
     assert [again["timing"][v]["texts_cached"] for v in ("base", "tiny")] == [4, 4]
     assert again["pairs"] == report["pairs"]
 

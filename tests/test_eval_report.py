@@ -1,11 +1,14 @@
-"""The pairs pipeline on a fake reader: report format, statistics wiring, cache, CLI errors."""
+"""The pairs pipeline on a fake reader: report format, statistics wiring, cache, CLI errors and settings."""
 import json
+from pathlib import Path
 
 import pytest
 
 from eval.__main__ import main
-from eval.runner import Variant, evaluate_pairs
+from eval.pair_eval import evaluate_pairs
 from eval.report import markdown
+from eval.settings import Settings
+from eval.variants import Variant
 
 # text -> (I per token under the base, extra I per token under the adapter); contexts are irrelevant.
 TABLE = {}
@@ -24,23 +27,33 @@ VARIANTS = [Variant("base", "fake", "/fake.gguf", "a" * 64),
 
 
 class FakeReader:
-    opened = []
+    opened = []     # the adapter of every reader opened (None: the base)
 
-    def __init__(self, v):
-        self.v = v
-        FakeReader.opened.append(v.name)
+    def __init__(self, adapter):
+        self.adapter = adapter
+        FakeReader.opened.append(adapter)
 
-    def score_texts(self, context, texts):
+    def score_texts(self, brief, context, texts):
+        assert brief is None and context.startswith("context ")
         out = []
         for t in texts:
             base, bonus = TABLE[t]
-            I = base + (bonus if self.v.adapter_path else 0.0)
+            I = base + (bonus if self.adapter else 0.0)
             out.append({"n_tokens": 5, "n_copied": 1, "I_per_token": I, "I_uncopied_per_token": I / 2,
                         "H_X_per_token": 6.0, "H_X_given_Y_per_token": 6.0 - I})
         return out
 
     def close(self):
         """A fake holds nothing to free."""
+
+
+class FakeReaders:
+    """Where the fake readers run: here, like eval.readers.LocalReaders."""
+    n_threads = 1
+
+    def open(self, model, adapter, template):
+        assert template == "chat"
+        return FakeReader(adapter)
 
 
 @pytest.fixture
@@ -51,8 +64,8 @@ def pair_file(tmp_path):
 
 
 def run(pair_file, tmp_path, **kw):
-    return evaluate_pairs([pair_file], tmp_path / "out", template="chat", cache_path=tmp_path / "cache.jsonl",
-                          progress=False, open_reader=FakeReader, variants=VARIANTS, **kw)
+    return evaluate_pairs([pair_file], tmp_path / "out", Settings(cache=tmp_path / "cache.jsonl", progress=False),
+                          FakeReaders(), variants=VARIANTS, **kw)
 
 
 def test_report_shape_and_numbers(pair_file, tmp_path):
@@ -88,7 +101,8 @@ def test_report_shape_and_numbers(pair_file, tmp_path):
     assert data["pairs_files"][0]["lines"] == 5
     md = paths[1].read_text()
     assert "## literary" in md and "template: **chat**" in md and "| epoch5 | 3 | +2.000 | 0.125 | +2.00 |" in md
-    assert FakeReader.opened == ["base", "epoch5"]     # one load per variant
+    assert FakeReader.opened == [None, "/e5.gguf"]     # one load per variant: the base, then the adapter
+    assert data["machine"]["n_threads"] == 1 and data["cache"] == str(tmp_path / "cache.jsonl")
 
 
 def test_rerun_is_served_from_the_cache(pair_file, tmp_path):
@@ -101,8 +115,8 @@ def test_rerun_is_served_from_the_cache(pair_file, tmp_path):
 
 
 def test_markdown_handles_base_only(pair_file, tmp_path):
-    report, paths = evaluate_pairs([pair_file], tmp_path / "o", cache_path=None, progress=False,
-                                   open_reader=FakeReader, variants=VARIANTS[:1])
+    report, paths = evaluate_pairs([pair_file], tmp_path / "o", Settings(progress=False), FakeReaders(),
+                                   variants=VARIANTS[:1])
     assert report["groups"]["literary"]["delta_delta"] == {}
     assert "Wilcoxon" not in markdown(report).split("## literary")[1].split("##")[0]
 
@@ -120,3 +134,57 @@ def test_cli_errors_are_one_line_and_exit_1(args, message, capsys, pair_file):
     err = capsys.readouterr().err
     assert err.startswith(message), err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted([*ROOT.glob("eval/results/*/report.json"), *ROOT.glob("models/*/eval/report.json")])
+
+
+@pytest.mark.parametrize("path", [p for p in COMMITTED if "summary" not in json.loads(p.read_text())],
+                         ids=lambda p: str(p.parent.relative_to(ROOT)))
+def test_committed_pair_reports_render_as_committed(path):
+    """report.md is a function of report.json: the committed Markdown comes back byte for byte."""
+    assert markdown(json.loads(path.read_text(encoding="utf-8"))) == (path.parent / "report.md").read_text(
+        encoding="utf-8")
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """What `python -m eval pairs` hands evaluate_pairs (settings, readers), without scoring anything."""
+    import eval.pair_eval
+    got = {}
+
+    def fake(files, out, settings, readers, **kw):
+        got.update(settings=settings, readers=readers, **kw)
+        return {"groups": {}, "variants": [], "timing": {}}, []
+    monkeypatch.setattr(eval.pair_eval, "evaluate_pairs", fake)
+    return got
+
+
+def test_the_entry_point_reads_the_environment_into_settings(captured, tmp_path):
+    from eval.ray_readers import RayReaders
+    from eval.readers import LocalReaders
+
+    env = {"CQA_THREADS": "3", "CQA_CACHE": str(tmp_path), "CQA_MODEL": "gemma3-270m"}
+    assert main(["pairs", "--quiet"], env=env) == 0
+    s = captured["settings"]
+    assert (s.threads, s.cache, s.model, s.template, s.progress) == (3, tmp_path / "eval-scores.jsonl",
+                                                                      "gemma3-270m", "chat", False)
+    assert captured["readers"] == LocalReaders(3)
+    # a flag wins over its variable; --no-cache keeps nothing; --ray hands Ray readers down (none started here)
+    assert main(["pairs", "--threads", "1", "--no-cache", "--ray", "auto", "--model", "m.gguf"], env=env) == 0
+    s = captured["settings"]
+    assert (s.threads, s.cache, s.model) == (1, None, "m.gguf") and captured["readers"] == RayReaders("auto")
+    assert main(["pairs"], env={}) == 0
+    assert captured["settings"].threads is None and captured["settings"].model is None
+    assert captured["settings"].cache.name == "eval-scores.jsonl"
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import eval.pair_eval
+
+    def bug(*a, **kw):
+        raise KeyError("a bug, not the user's doing")
+    monkeypatch.setattr(eval.pair_eval, "evaluate_pairs", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["pairs", "--quiet"], env={})
