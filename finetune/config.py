@@ -6,7 +6,7 @@ are generated from it.
     >>> TrainConfig(lr=-1, epochs=0)
     Traceback (most recent call last):
     ...
-    finetune.config.ConfigError: epochs: must be >= 1, got 0; lr: must be > 0, got -1
+    finetune.errors.ConfigError: epochs: must be >= 1, got 0; lr: must be > 0, got -1
 """
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_type_hints
 
+from .errors import ConfigError  # noqa: F401 - raised here, imported from here by callers
+
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_CONFIG = "finetune/configs/cqa.toml"
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message lists every problem."""
 
 
 def _f(default, help: str):

@@ -68,25 +68,29 @@ def check_run(run_dir: Path, epoch: int | None = None, n: int = 4) -> dict:
     from assistant.engine import Engine
 
     from . import annotations, render
-    from .export import ExportError, epochs_of
+    from .errors import ExportError
+    from .export import GGUF_DIR, epochs_of
     from .files import read_json, write_json
     from .model import load_adapter, load_base
+    from .train import EPOCHS_DIR, RUN_FILE
 
     run_dir = Path(run_dir)
-    run = read_json(run_dir / "run.json")
+    if not (run_dir / RUN_FILE).is_file():
+        raise ExportError(f"{run_dir} is not a training run (no {RUN_FILE}): run `python -m finetune train` first")
+    run = read_json(run_dir / RUN_FILE)
     epoch = epoch or (epochs_of(run_dir) or [0])[-1]
-    gguf = run_dir / "gguf" / f"epoch-{epoch}.gguf"
+    gguf = run_dir / GGUF_DIR / f"epoch-{epoch}.gguf"
     if not gguf.is_file():
         raise ExportError(f"{gguf} does not exist: run `python -m finetune export --run {run_dir} --epoch {epoch}`")
     anns = annotations.load(run["config"]["data"])
     anns = ([a for a in anns if a.split == "heldout"] or anns)[:n]
     base_model, _, resolved = load_base(run["base"]["name"])
-    peft_model = load_adapter(copy.deepcopy(base_model), run_dir / "epochs" / f"epoch-{epoch}")
+    peft_model = load_adapter(copy.deepcopy(base_model), run_dir / EPOCHS_DIR / f"epoch-{epoch}")
     base_engine = Engine.load(run["base"]["name"])
     fmt = render.chat_formatter(resolved.path)
     samples = [(r.prompt, r.completion) for r in (render.render(a, fmt) for a in anns)]
     result = {"epoch": epoch, **compare(peft_model, base_engine, Engine.load(run["base"]["name"], lora_path=gguf),
                                         samples)}
     result["ok"] = result["pearson_r"] > MIN_R
-    write_json(run_dir / "gguf" / f"epoch-{epoch}.check.json", result)
+    write_json(run_dir / GGUF_DIR / f"epoch-{epoch}.check.json", result)
     return result

@@ -12,10 +12,11 @@ eval (`assistant.catalog.resolve_adapter`).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from .errors import HubError  # noqa: F401 - raised here, imported from here by callers
+from .files import atomic_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "cqa"
@@ -25,10 +26,6 @@ STAGE = ROOT / "finetune" / "runs" / "hub"
 BASE_MODELS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma3-270m": "google/gemma-3-270m-it"}
 MODEL_TAGS = ["lora", "gguf", "creative-writing", "llama-cpp", "calibrated-surprise"]
 SPLITS = {"train": "train.jsonl", "heldout": "heldout.jsonl"}
-
-
-class HubError(RuntimeError):
-    """Pushing cannot go on (offline, no token, the Hub refused); the message says what to do."""
 
 
 # ---- cards ------------------------------------------------------------------------------------
@@ -116,16 +113,8 @@ Format: one JSON object per line; see `FORMAT.md`. Counts from `python -m finetu
 # ---- staging -----------------------------------------------------------------------------------
 def _stage(out: Path, write) -> list[str]:
     """Write a folder in a temp dir beside `out`, then rename it into place; returns its files."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
@@ -169,11 +158,12 @@ def stage_data(out: Path, corpus: Path = CORPUS) -> list[str]:
 
 
 # ---- upload ------------------------------------------------------------------------------------
-def upload(folder: Path, repo: str, repo_type: str, private: bool) -> str:
-    """One commit to the Hub; HubError (one line) when offline, without a token, or refused."""
+def upload(folder: Path, repo: str, repo_type: str, private: bool, offline: bool = False) -> str:
+    """One commit to the Hub; HubError (one line) when `offline` (HF_HUB_OFFLINE, read by the CLI), without
+    a token, or refused."""
     from huggingface_hub import HfApi, get_token
 
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if offline:
         raise HubError("offline (HF_HUB_OFFLINE is set): nothing was uploaded. Run with --dry-run to write the "
                        f"folder, or go online and push again; the staged folder is {folder}")
     if not get_token():

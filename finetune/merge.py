@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import BaseInfo, ExportError, PeftLora, gguf_tensors
-from .files import finish_gguf
+from assistant import atomic
+
+from .errors import ExportError
+from .files import write_gguf
+from .lora_gguf import BaseInfo, gguf_tensors
+from .peft_lora import PeftLora
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,10 @@ def merge(base_path: Path, adapter_dir: Path, out: Path, dtype: str = "f16", nam
 
     base = BaseInfo.read(base_path)
     lora = PeftLora.read(adapter_dir)
-    deltas = {name: (lora.scale * (b @ a)).astype(np.float32) for name, (a, b) in gguf_tensors(lora, base).items()}
+    deltas = {name: (lora.scale * (b @ a)).astype(np.float32)
+              for name, (a, b) in gguf_tensors(lora.pairs, base).items()}
     reader = gguf.GGUFReader(str(base_path), "r")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    w = gguf.GGUFWriter(str(tmp), base.arch)
+    w = gguf.GGUFWriter(None, base.arch)
     file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
     for field in reader.fields.values():
         if field.name.startswith("GGUF.") or field.name in (gguf.Keys.General.ARCHITECTURE,
@@ -64,7 +67,7 @@ def merge(base_path: Path, adapter_dir: Path, out: Path, dtype: str = "f16", nam
     missing = set(deltas) - used
     if missing:
         raise ExportError(f"the base {base_path.name} has no tensor(s) {sorted(missing)[:3]} that the adapter adapts")
-    return finish_gguf(w, tmp, out)
+    return write_gguf(w, Path(out))
 
 
 def quantize(src: Path, out: Path, kind: str, threads: int = 0) -> Path:
@@ -78,13 +81,11 @@ def quantize(src: Path, out: Path, kind: str, threads: int = 0) -> Path:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
     params.nthread = threads or os.cpu_count() or 1
-    tmp = out.with_name(out.name + ".tmp")
-    with _quiet():   # llama.cpp prints a line per tensor on the C streams
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
-    if rc != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"llama.cpp could not quantize {src} to {kind} (code {rc})")
-    os.replace(tmp, out)
+    with atomic.atomic_path(out) as tmp:
+        with _quiet():   # llama.cpp prints a line per tensor on the C streams
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+        if rc != 0 or tmp.stat().st_size == 0:
+            raise ExportError(f"llama.cpp could not quantize {src} to {kind} (code {rc})")
     return out
 
 

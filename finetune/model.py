@@ -15,6 +15,8 @@ from pathlib import Path
 
 from assistant import catalog
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ def pick_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device = cuda but torch sees no CUDA GPU: set device = auto or cpu")
+        raise ConfigError("device = cuda but torch sees no CUDA GPU: set device = auto or cpu")
     return device
 
 

@@ -24,6 +24,7 @@ from assistant import chat
 from assistant.chat import Prompt
 
 from .annotations import Annotation, Step
+from .errors import ExampleTooLong, UnsupportedBase
 
 NOTES_HEADER = briefs.NOTES_HEADER       # "Notes:", defined beside the app's split_notes()
 PASSAGE_HEADER = briefs.PASSAGE_HEADER   # "Passage:", where the app splits a tuned model's draft
@@ -65,7 +66,7 @@ def _template(gguf_path: str) -> tuple[str, str, str]:
     reader = GGUFReader(gguf_path, "r")
     field = reader.get_field(GGUF_CHAT_TEMPLATE)
     if field is None:
-        raise ValueError(f"{gguf_path} has no chat template ({GGUF_CHAT_TEMPLATE}); fine-tuning renders "
+        raise UnsupportedBase(f"{gguf_path} has no chat template ({GGUF_CHAT_TEMPLATE}); fine-tuning renders "
                          "examples in the model's own chat template: use an instruct/chat model")
     tokens = reader.get_field("tokenizer.ggml.tokens")
     special = []
@@ -85,13 +86,13 @@ class Rendered:
 
 def render(ann: Annotation, fmt, target: str = TARGETS[0]) -> Rendered:
     """Split the full conversation at the end of the prompt the app would send."""
-    if target not in TARGETS:
+    if target not in TARGETS:   # internal: TrainConfig has already checked a user's target
         raise ValueError(f"unknown target {target!r}: one of {TARGETS}")
     prompt = chat.render(fmt, user_messages(ann), True)
     body = assistant_text(ann, target)
     full = fmt(user_messages(ann) + [{"role": "assistant", "content": body}], False)
     if not full.startswith(prompt.text + body):
-        raise ValueError("the chat template does not render the assistant turn after the prompt the app "
+        raise UnsupportedBase("the chat template does not render the assistant turn after the prompt the app "
                          "sends; this base model's template is not supported for fine-tuning")
     return Rendered(ann.id, ann.split, prompt, body)
 
@@ -121,7 +122,7 @@ class Example:
 def tokenize(r: Rendered, tokenizer, end_id: int, max_len: int | None = None, truncate: bool = False) -> Example:
     """Prompt and completion tokenized apart (as the engine scores them), end-of-turn appended.
 
-    Raises ValueError for an example longer than `max_len` unless `truncate` (then the tail goes).
+    Raises ExampleTooLong for an example longer than `max_len` unless `truncate` (then the tail goes).
     """
     p = tokenize_prompt(r.prompt, tokenizer)
     c = tokenizer(r.completion, add_special_tokens=False, split_special_tokens=True)["input_ids"] + [end_id]
@@ -129,7 +130,7 @@ def tokenize(r: Rendered, tokenizer, end_id: int, max_len: int | None = None, tr
     cut = False
     if max_len is not None and len(ids) > max_len:
         if not truncate or len(p) >= max_len:
-            raise ValueError(f"{r.id}: {len(ids)} tokens (prompt {len(p)}), more than max_seq_len={max_len}: "
+            raise ExampleTooLong(f"{r.id}: {len(ids)} tokens (prompt {len(p)}), more than max_seq_len={max_len}: "
                              f"raise max_seq_len to at least {len(ids)} or set truncate = true")
         ids, labels, cut = ids[:max_len], labels[:max_len], True
     return Example(r.id, r.split, ids, labels, cut)

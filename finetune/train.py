@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant import atomic
+
 from . import annotations, provenance, render
-from .files import read_json, sha256, write_json
 from .config import TrainConfig
+from .errors import ExampleTooLong, TrainError  # noqa: F401 - raised here, imported from here by callers
+from .files import atomic_dir, read_json, sha256, write_json
 
 log = logging.getLogger(__name__)
 
 RUN_FILE, METRICS_FILE, CHECKPOINT_FILE, EPOCHS_DIR = "run.json", "metrics.json", "checkpoint.pt", "epochs"
 RESUMABLE = {"epochs", "threads", "device", "precision"}   # may differ when resuming
-
-
-class TrainError(RuntimeError):
-    """A run that cannot start or continue; the message says what to do."""
 
 
 @dataclass
@@ -51,7 +48,7 @@ def prepare(cfg: TrainConfig, tokenizer, base_path: Path) -> Data:
         try:
             examples.append(render.tokenize(render.render(ann, fmt, cfg.target), tokenizer, end_id, cfg.max_seq_len,
                                             cfg.truncate))
-        except ValueError as e:
+        except ExampleTooLong as e:
             problems.append(str(e))
     if problems:
         raise TrainError(f"{len(problems)} example(s) too long: " + "; ".join(problems))
@@ -237,7 +234,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, loaded=
                "threads": torch.get_num_threads(), "versions": provenance.versions(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         write_json(run_path, run)
-        (out / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+        atomic.write_text(out / "config.toml", cfg.to_toml())
         base_loss = evaluate(model, data.heldout, pad_id, device, autocast, cfg.batch_size)
         metrics = {"epochs": [{"epoch": 0, "train_loss": None, "heldout_loss": base_loss, "steps": 0, "seconds": 0.0}]}
         write_json(out / METRICS_FILE, metrics)
@@ -270,18 +267,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, loaded=
 
 
 def _save_epoch(model, optimizer, out: Path, epoch: int) -> None:
-    """Adapter folder, then checkpoint, each written to a temp name and renamed into place."""
+    """Adapter folder, then checkpoint, each written under a temp name and renamed into place."""
     import torch
 
-    final = out / EPOCHS_DIR / f"epoch-{epoch}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), save_embedding_layers=False)   # LoRA only; skips a base-config lookup
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    ckpt_tmp = out / (CHECKPOINT_FILE + ".tmp")
-    torch.save({"epoch": epoch, "optimizer": optimizer.state_dict()}, ckpt_tmp)
-    os.replace(ckpt_tmp, out / CHECKPOINT_FILE)
+    with atomic_dir(out / EPOCHS_DIR / f"epoch-{epoch}") as tmp:
+        model.save_pretrained(str(tmp), save_embedding_layers=False)   # LoRA only; skips a base-config lookup
+    with atomic.atomic_path(out / CHECKPOINT_FILE) as tmp:
+        torch.save({"epoch": epoch, "optimizer": optimizer.state_dict()}, tmp)
 
 
 def _fmt(x) -> str:

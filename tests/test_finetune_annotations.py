@@ -85,7 +85,8 @@ def test_cli_validate(capsys):
 
 
 @pytest.mark.parametrize("module", ["finetune.annotations", "finetune.config", "finetune.render",
-                                    "finetune.export", "finetune.audit", "finetune.files"])
+                                    "finetune.lora_gguf", "finetune.peft_lora", "finetune.audit", "finetune.files",
+                                    "finetune.errors", "finetune.__main__"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

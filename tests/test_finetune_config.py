@@ -108,3 +108,29 @@ def test_train_with_missing_config(tmp_path, capsys):
 def test_export_without_a_run(tmp_path, capsys):
     assert main(["export", "--run", str(tmp_path)]) == 1
     assert "is not a training run" in capsys.readouterr().err
+
+
+def test_cli_prints_a_user_error_in_one_line_and_keeps_a_bugs_traceback(monkeypatch, capsys):
+    import finetune.__main__ as cli
+    from assistant.errors import BadModelFile
+
+    def user_error(a):
+        raise BadModelFile("x.gguf is truncated: download it again")
+    monkeypatch.setattr(cli, "cmd_config", user_error)
+    assert main(["config"]) == 1
+    assert capsys.readouterr().err.strip() == "error: x.gguf is truncated: download it again"
+
+    def bug(a):
+        raise KeyError("a bug")
+    monkeypatch.setattr(cli, "cmd_config", bug)
+    with pytest.raises(KeyError):
+        main(["config"])
+
+
+def test_settings_are_read_from_the_environment_at_the_entry_point(monkeypatch):
+    import finetune.__main__ as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_config", lambda a: seen.append(a.settings) or 0)
+    assert main(["config"], env={"HF_HUB_OFFLINE": "1"}) == 0 and main(["config"], env={}) == 0
+    assert seen == [cli.Settings(hub_offline=True), cli.Settings(hub_offline=False)]

@@ -41,3 +41,35 @@ def test_collate_pads_right_and_masks_padding():
     assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert labels.tolist() == [[IGNORE, IGNORE, 3, 4], [IGNORE, 2, IGNORE, IGNORE]]
     assert ids.dtype == torch.long
+
+
+class _FakePeft:
+    """Stands in for a peft model: save_pretrained writes one file (or fails half way)."""
+
+    def __init__(self, text, fail=False):
+        self.text, self.fail = text, fail
+
+    def save_pretrained(self, folder, save_embedding_layers=False):
+        from pathlib import Path
+        (Path(folder) / "adapter_model.safetensors").write_text(self.text)
+        if self.fail:
+            raise OSError("disk full")
+
+
+class _FakeOptimizer:
+    def state_dict(self):
+        return {"state": {}, "param_groups": []}
+
+
+def test_save_epoch_replaces_the_folder_whole_and_leaves_no_temp_files(tmp_path):
+    torch = pytest.importorskip("torch")
+    train._save_epoch(_FakePeft("one"), _FakeOptimizer(), tmp_path, 1)
+    train._save_epoch(_FakePeft("two"), _FakeOptimizer(), tmp_path, 1)          # a re-run of epoch 1
+    epoch = tmp_path / train.EPOCHS_DIR / "epoch-1"
+    assert (epoch / "adapter_model.safetensors").read_text() == "two"
+    assert torch.load(tmp_path / train.CHECKPOINT_FILE, weights_only=True)["epoch"] == 1
+    with pytest.raises(OSError, match="disk full"):
+        train._save_epoch(_FakePeft("three", fail=True), _FakeOptimizer(), tmp_path, 1)
+    assert (epoch / "adapter_model.safetensors").read_text() == "two"        # the old epoch is untouched
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["adapter_model.safetensors", train.CHECKPOINT_FILE,
+                                                           "epoch-1", train.EPOCHS_DIR]

@@ -65,6 +65,14 @@ def test_push_dry_run_lists_the_files_and_offline_push_fails_in_one_line(tmp_pat
     assert r.returncode == 0 and "cqa.jsonl, heldout.jsonl, train.jsonl" in r.stdout
 
 
+def test_offline_is_the_entry_points_setting_passed_to_upload(tmp_path, capsys):
+    from finetune.__main__ import main
+    assert main(["push", "--repo", "someone/cqa", "--out", str(tmp_path / "m")], env={"HF_HUB_OFFLINE": "yes"}) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: offline (HF_HUB_OFFLINE is set)")
+    with pytest.raises(hub.HubError, match="offline"):
+        hub.upload(tmp_path / "m", "someone/cqa", "model", private=False, offline=True)
+
+
 def test_push_without_a_token_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
@@ -93,13 +101,14 @@ def test_pull_an_adapter_from_the_cache_offline_and_refuse_another_base(tmp_path
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     path = catalog.resolve_adapter("someone/cqa")
     assert path.name == "adapter.gguf" and path.read_bytes() == CQA_ADAPTER.read_bytes()
-    from assistant.engine import Engine, EngineError
+    from assistant.engine import Engine
+    from assistant.errors import BadAdapter
     eng = Engine.load(lora_path="someone/cqa", n_threads=1)
     assert eng.lora_path == path
     eng.close()
     other = tmp_path / "other-base.gguf"     # the same weights with one byte more: another base
     other.write_bytes(catalog.resolve(None).path.read_bytes() + b"\0")
-    with pytest.raises(EngineError, match="trained for base smollm2-135m"):
+    with pytest.raises(BadAdapter, match="trained for base smollm2-135m"):
         Engine.load(str(other), lora_path="someone/cqa", n_threads=1)
     with pytest.raises(catalog.ModelUnavailable, match=r"cannot download someone/missing:adapter.gguf .*Offline"):
         catalog.resolve_adapter("someone/missing")
