@@ -1,7 +1,7 @@
 """Atomic file writes, one way for the whole project: a temp file in the same folder, fsync, replace.
 
     >>> import tempfile, pathlib; p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
-    >>> write_json(p, {"a": 1}); p.read_text()
+    >>> _ = write_json(p, {"a": 1}); p.read_text()
     '{\\n  "a": 1\\n}\\n'
     >>> with atomic_path(p) as tmp:
     ...     _ = tmp.write_text("whole")
@@ -30,6 +30,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(_new_file_mode())   # mkstemp makes 0600; a written file gets the usual mode (0644 under umask 022)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -53,6 +54,19 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data, *, indent: int | None = 2, ensure_ascii: bool = True) -> Path:
     return write_text(path, json.dumps(data, indent=indent, ensure_ascii=ensure_ascii) + "\n")
+
+
+def _read_umask() -> int:
+    umask = os.umask(0o022)   # read once at import (os.umask is process-wide: never toggled while threads write)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def _new_file_mode() -> int:
+    return 0o666 & ~_UMASK
 
 
 def _fsync_dir(folder: Path) -> None:

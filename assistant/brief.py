@@ -3,7 +3,7 @@
 A brief (task, intent, audience, world, text_so_far) is the constraint set Y.
 `render` gives the conditional prompt (Y present) and the unconditional prompt:
 the same template with every constraint removed, so the two passes differ only
-in Y (DESIGN.md section 3).
+in Y (docs/design.md §2).
 
     >>> b = Brief(task="Write the opening line.", audience="children aged 5")
     >>> user_message(b)

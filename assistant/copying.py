@@ -1,7 +1,7 @@
 """Spans of a text copied from the brief (word n-gram overlap), mapped onto tokens.
 
 Restating the brief earns I cheaply: the brief "explains" tokens that are rare on
-their own (DESIGN.md section 3). We mark every word that sits inside an n-gram of
+their own (docs/design.md §5). We mark every word that sits inside an n-gram of
 N_WORDS or more consecutive words that also occurs in the brief, and every token
 that overlaps such a word. Single shared words (a character's name) are not copying.
 N_WORDS is 2: measured against 3 on the pairs and the generation grid, 2-word spans

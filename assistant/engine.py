@@ -33,6 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from . import catalog, guidance, llama
+from .adapter_meta import check_adapter
 from .chat import Prompt
 from .draft import N_SEQUENCES, Draft, DraftRun
 from .errors import BadAdapter, BadModelFile, BadText, EngineFailure
@@ -106,7 +107,7 @@ class Engine:
             extra_bufts, _ = llama.choose_extra_bufts("auto", llama.system_info())
         lora = catalog.resolve_adapter(lora_path) if lora_path else None
         if lora is not None:
-            _check_adapter(lora, model)
+            check_adapter(lora, model)
         try:
             weights = Weights.load(model.path, n_gpu_layers, extra_bufts=extra_bufts)
         except LlamaError as e:
@@ -128,7 +129,7 @@ class Engine:
         if lora is None:
             return Engine(self._core, None, strength)
         catalog.check_gguf(lora)
-        _check_adapter(lora, self.model)
+        check_adapter(lora, self.model)
         try:
             return Engine(self._core, lora, strength)
         except LlamaError as e:
@@ -337,17 +338,3 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates from a bad paste
         raise BadText(f"the text is not valid UTF-8 at character {e.start}: re-save it as UTF-8") from e
-
-
-def _check_adapter(lora: Path, model: catalog.ResolvedModel) -> None:
-    """Refuse an adapter made for another base, when the adapter's metadata says which base."""
-    from .adapter_meta import read_adapter_base
-
-    catalog.check_gguf(lora)
-    base = read_adapter_base(lora)
-    if base is None:
-        return
-    if base.get("sha256") and base["sha256"] != model.sha256:
-        raise BadAdapter(f"adapter {lora} was trained for base {base.get('name', '?')} "
-                         f"(sha256 {base['sha256'][:12]}…) but {model.name} (sha256 {model.sha256[:12]}…) "
-                         "is loaded: load the matching base, or retrain with `python -m finetune train`")

@@ -5,7 +5,7 @@
     >>> str(BadSampler("temperature -1 must be >= 0"))
     'temperature -1 must be >= 0'
 
-The page turns a `UserError` into a message (gr.Error) and the CLIs into one line and exit code 2.
+The page turns a `UserError` into a message (gr.Error) and the CLIs into one line and exit code 1.
 Anything else (a shape check in surprise.py, a bug) is an internal error: logged with its traceback,
 and the user sees a short "internal error, logged" line. Each module raises the named subclass that
 says what was wrong; modules keep their historical names as aliases (e.g. `brief.BriefError`).

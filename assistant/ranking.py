@@ -1,6 +1,6 @@
 """Best-of-N: which of N drafts of one brief to show first. Pure arithmetic on score summaries.
 
-Ranking by I per token would pick restatements of the brief (DESIGN.md §3: I rises under every reader
+Ranking by I per token would pick restatements of the brief (docs/design.md §6: I rises under every reader
 when a draft re-orders the brief's words, and per-token means reward short drafts full of its names).
 So the ranking score is built to make restatement lose:
 

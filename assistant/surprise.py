@@ -1,4 +1,4 @@
-"""Calibrated surprise: pure math on per-token surprisals (DESIGN.md section 3).
+"""Calibrated surprise: pure math on per-token surprisals (docs/design.md §1).
 
 The engine turns a model into log-probabilities; this module never sees a model.
 All quantities are in bits.

@@ -19,6 +19,7 @@ from typing import Iterator
 from .brief import NOTES_HEADER, PASSAGE_HEADER, Brief, BriefError, fit, split_notes
 from .draft import Draft, DraftRun
 from .engine import Engine, EngineError
+from .errors import BadSampler, BadText
 from .sampler import Sampler
 from .scoring import ScoredText, from_logprobs, prompts_for, score_text
 
@@ -257,7 +258,7 @@ def best_of(engine: Engine, brief: Brief, sampler: Sampler, n: int, template: st
     from . import ranking
 
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_DRAFTS:
-        raise BriefError(f"drafts: {n!r} must be a whole number from 1 to {MAX_DRAFTS}")
+        raise BadSampler(f"drafts: {n!r} must be a whole number from 1 to {MAX_DRAFTS}")
     finished: list[Update] = []
     for k in range(n):
         if cancel is not None and cancel.is_set():
@@ -292,7 +293,7 @@ def score(engine: Engine, brief: Brief, text: str, template: str = "chat") -> Sc
     """Score pasted text under a brief (one batched decode of both readers)."""
     check_lengths(brief, text)
     if not text.strip():
-        raise EngineError("there is no text to score: paste a passage first")
+        raise BadText("there is no text to score: paste a passage first")
     if brief.is_empty():  # with no brief both passes are the same prompt: I would be 0 for any text
         raise BriefError("the brief is empty: fill in at least the task, so the score can measure "
                          "how much the brief explains the text")

@@ -205,5 +205,5 @@ def test_best_of_n_ranks_every_draft_and_stop_keeps_the_finished_ones(base):
             cancel.set()
         done.append(u)
     assert done[-1].ranked is not None and 1 <= len(done[-1].ranked) <= 2
-    with pytest.raises(writer.BriefError, match="drafts: 9 must be a whole number from 1 to 8"):
+    with pytest.raises(writer.BadSampler, match="drafts: 9 must be a whole number from 1 to 8"):
         list(writer.best_of(base, BRIEF, s, 9))
