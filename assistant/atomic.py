@@ -8,7 +8,7 @@
     >>> p.read_text(), sorted(q.name for q in p.parent.iterdir())
     ('whole', ['x.json'])
 
-A reader sees the old file or the new one, never half of one; on any error the temp file is removed
+`atomic_dir` does the same for a whole folder. A reader sees the old file or the new one, never half of one; on any error the temp file is removed
 and the old file is left as it was. The temp name is unique (two writers never share one).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -40,6 +41,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a fresh, empty temp folder beside `path`; when the block ends without error it replaces `path`
+    (an epoch's peft adapter, a staged Hub folder). On error the temp folder goes and `path` is untouched.
+
+    A folder cannot be renamed over another, so an old `path` is first renamed aside, then removed:
+    a reader sees the old folder, none, or the new one, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~_UMASK)   # mkdtemp makes 0700; a written folder gets the usual mode
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old)      # onto the empty folder just made: a rename, not a copy
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old, path)      # put the old folder back
+        elif old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

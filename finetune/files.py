@@ -13,13 +13,8 @@ replace, cleanup on error); `write_json` here is that, kept as the name train/ex
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 from assistant import atomic
 from assistant.catalog import file_sha256
@@ -39,33 +34,7 @@ def sha256(path: Path) -> str:
     return file_sha256(Path(path))
 
 
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a fresh, empty temp folder beside `path`; when the block ends without error it replaces `path`
-    (an epoch's peft adapter, a staged Hub folder). On error the temp folder goes and `path` is untouched.
-
-    A folder cannot be renamed over another, so an old `path` is first renamed aside, then removed:
-    a reader sees the old folder, none, or the new one, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    old = None
-    try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old)      # onto the empty folder just made: a rename, not a copy
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not path.exists():
-            os.replace(old, path)      # put the old folder back
-        elif old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+atomic_dir = atomic.atomic_dir   # a whole folder (an epoch's adapter, a staged Hub folder)
 
 
 def write_gguf(writer, out: Path) -> Path:

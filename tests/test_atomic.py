@@ -33,3 +33,17 @@ def test_two_writers_never_share_a_temp_name_and_files_get_the_usual_mode(tmp_pa
     assert p.stat().st_mode & 0o777 == 0o666 & ~umask
     atomic.write_bytes(tmp_path / "new" / "deep.bin", b"x")   # folders are made
     assert (tmp_path / "new" / "deep.bin").read_bytes() == b"x"
+
+
+def test_a_folder_is_replaced_whole_or_kept(tmp_path):
+    run = tmp_path / "epoch-1"
+    with atomic.atomic_dir(run) as tmp:
+        (tmp / "adapter.bin").write_bytes(b"old")
+    with pytest.raises(OSError):
+        with atomic.atomic_dir(run) as tmp:
+            (tmp / "adapter.bin").write_bytes(b"ha")
+            raise OSError("killed mid-save")
+    assert (run / "adapter.bin").read_bytes() == b"old" and [q.name for q in tmp_path.iterdir()] == ["epoch-1"]
+    with atomic.atomic_dir(run) as tmp:
+        (tmp / "adapter.bin").write_bytes(b"new")
+    assert (run / "adapter.bin").read_bytes() == b"new" and [q.name for q in tmp_path.iterdir()] == ["epoch-1"]
