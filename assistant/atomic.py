@@ -8,8 +8,9 @@
     >>> p.read_text(), sorted(q.name for q in p.parent.iterdir())
     ('whole', ['x.json'])
 
-`atomic_dir` does the same for a whole folder. A reader sees the old file or the new one, never half of one; on any error the temp file is removed
+A reader sees the old file or the new one, never half of one; on any error the temp file is removed
 and the old file is left as it was. The temp name is unique (two writers never share one).
+`atomic_dir` does the same for a whole folder (an epoch's adapter, a staged upload).
 """
 from __future__ import annotations
 
