@@ -4,8 +4,8 @@ replicas (assistant/ray_backend.py, `python app.py --ray auto`).
     >>> be = LocalBackend(Pool())                                                     # doctest: +SKIP
     >>> for u in be.write(Brief(task="Open a ghost story"), Sampler(seed=1), variant="base"): print(u.text)
 
-Every method takes plain values and returns what the writer returns (Updates, a score's JSON, token ids),
-so the page never knows which backend it talks to.
+Every method takes plain values and returns what the writer returns (Updates, a score's JSON, token ids,
+the tuned model's notes as text), so the page never knows which backend it talks to.
 """
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ import threading
 from typing import Iterator
 
 from . import writer
-from .brief import Brief
-from .pool import Pool
+from .brief import NOTES_HEADER, PASSAGE_HEADER, Brief
+from .engine import Engine
+from .pool import CQA_LABEL, Pool
 from .sampler import Sampler
+from .scoring import prompts_for
 from .writer import Update
+
+NOTES_MAX_TOKENS = 480      # new tokens of notes (a CQA model's run ~500 on the corpus; each whole line is a step)
+NOTES_TEMPERATURE = 0.7
 
 
 class LocalBackend:
@@ -51,6 +56,20 @@ class LocalBackend:
     def tokenize(self, text: str, *, variant: str, strength: float = 1.0) -> list[int]:
         return self.pool.get(variant, strength).tokenize_text(text)
 
-    def suggest_steps(self, brief: Brief, passage: str, seed: int = 0) -> list[dict]:
-        from finetune import workbench
-        return workbench.suggest_steps(self.pool.get("CQA"), brief, passage, seed)
+    def write_notes(self, brief: Brief, seed: int = 0) -> str:
+        """The CQA model's notes for the brief, as raw text (see write_notes)."""
+        return write_notes(self.pool.get(CQA_LABEL), brief, seed)
+
+
+def write_notes(engine: Engine, brief: Brief, seed: int = 0, max_tokens: int = NOTES_MAX_TOKENS) -> str:
+    """A tuned model's notes for a brief, as it writes them before its passage: lines like
+    `- [audience/lexis] «a boiling pan» over «torrential rain»: Children know pans.` (finetune/render.py's
+    format; finetune.workbench.parse_notes reads them). The notes are begun for it (the header and the first
+    line's "- [") and end where it would start the passage."""
+    opening = f"{NOTES_HEADER}\n- ["
+    gen = engine.tokenize_prompt(prompts_for(engine, brief).conditional) + engine.tokenize_text(opening)
+    sampler = Sampler(temperature=NOTES_TEMPERATURE, seed=seed, max_tokens=max_tokens, stop=(PASSAGE_HEADER,))
+    with engine.draft(gen, sampler) as run:
+        while run.step() is not None:
+            continue
+        return "- [" + run.finish().text

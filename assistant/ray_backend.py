@@ -22,6 +22,7 @@ from typing import Iterator
 
 from .brief import Brief
 from .engine import EngineError
+from .errors import UserError
 from .pool import Pool, PoolConfig
 from .sampler import Sampler
 from .writer import Update
@@ -74,8 +75,8 @@ class EngineReplica:
     def tokenize(self, kw: dict) -> list[int]:
         return self.backend.tokenize(**kw)
 
-    def suggest_steps(self, kw: dict) -> list[dict]:
-        return self.backend.suggest_steps(**kw)
+    def write_notes(self, kw: dict) -> str:
+        return self.backend.write_notes(**kw)
 
 
 def _connect(cfg: ServeConfig) -> None:
@@ -182,8 +183,8 @@ class RayBackend:
     def tokenize(self, text: str, *, variant: str, strength: float = 1.0) -> list[int]:
         return self._call("tokenize", dict(text=text, variant=variant, strength=strength))
 
-    def suggest_steps(self, brief: Brief, passage: str, seed: int = 0) -> list[dict]:
-        return self._call("suggest_steps", dict(brief=brief, passage=passage, seed=seed))
+    def write_notes(self, brief: Brief, seed: int = 0) -> str:
+        return self._call("write_notes", dict(brief=brief, seed=seed))
 
 
 def _cancelled(u: Update, scored) -> Update:
@@ -194,10 +195,9 @@ def _cancelled(u: Update, scored) -> Update:
 
 
 def _user_error(e: Exception) -> Exception | None:
-    """A user's error raised on a replica (bad brief, bad values): the original exception, to show as it is."""
+    """An error raised by the code on a replica, not by Ray: the original exception, raised again here (a
+    UserError is then shown as its message; a ValueError is a bug, logged by the page), not retried."""
     cause = getattr(e, "cause", None)
-    from .brief import BriefError
-    from .sampler import SamplerError
-    if isinstance(cause, (BriefError, SamplerError, EngineError, ValueError)):
+    if isinstance(cause, (UserError, ValueError)):
         return cause
     return None

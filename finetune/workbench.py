@@ -1,6 +1,6 @@
 """The expert's annotation workbench, without the UI: a form's values -> one annotation, checked by the same
 validator as `python -m finetune validate`, the passage with each choice marked, the file's running
-coverage, suggested steps from the CQA model, and an atomic append to the corpus file.
+coverage, candidate steps read from the CQA model's notes, and an atomic append to the corpus file.
 
     >>> rec = record("t-1", "mystery", "train", {"task": "Open it."}, "The door was open.", [])
     >>> [p.split(": ", 1)[1] for p in problems(rec, [])][:3]
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
+
+from assistant.atomic import atomic_path
+from assistant.errors import BadInput
 
 from .annotations import BRIEF_FIELDS, DIMENSIONS, SOURCES, STEP_FIELDS, check_record, read
 from .audit import MIN_SOURCE_SHARE
@@ -100,27 +101,18 @@ def existing_ids(path: Path | None) -> list[str]:
 
 def append(path: Path, rec: dict) -> int:
     """Append one valid annotation to `path` atomically (the whole file is rewritten to a temp file beside it,
-    flushed, then renamed over it: a crash leaves the old file or the new one, never half a line). Returns
-    the new line number. Raises ValueError with every problem when the annotation is not valid."""
+    then renamed over it: a crash leaves the old file or the new one, never half a line). Returns the new
+    line number. Raises BadInput (a ValueError) with every problem when the annotation is not valid."""
     with _SAVING:
         found = problems(rec, existing_ids(path))
         if found:
-            raise ValueError("; ".join(found))
+            raise BadInput("; ".join(found))
         old = path.read_bytes() if path.is_file() else b""
         if old and not old.endswith(b"\n"):
             old += b"\n"
         line = json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(old + line)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(old + line)
         return old.count(b"\n") + 1
 
 
@@ -139,21 +131,13 @@ def parse_notes(text: str) -> list[dict]:
     return out
 
 
-def suggest_steps(engine, brief, passage: str, seed: int = 0, max_tokens: int = 480) -> list[dict]:
-    """Candidate steps from the CQA model: its notes for this brief (it was trained to reason before it
-    writes), parsed into rows. Candidates only: the expert edits or deletes them; a choice the passage does
-    not contain is flagged by the validator."""
-    from assistant.brief import NOTES_HEADER
-    from assistant.sampler import Sampler
-    from assistant.scoring import prompts_for
+def candidate_steps(notes: str, passage: str) -> list[dict]:
+    """A tuned model's notes for a brief (assistant.backend.write_notes) -> candidate steps for the form, those
+    whose choice the passage holds first (the expert can keep them as they are). Candidates only: the expert
+    edits or deletes them; a choice the passage does not contain is flagged by the validator.
 
-    opening = f"{NOTES_HEADER}\n- ["
-    gen = engine.tokenize_prompt(prompts_for(engine, brief).conditional) + engine.tokenize_text(opening)
-    sampler = Sampler(temperature=0.7, seed=seed, max_tokens=max_tokens, stop=("Passage:",))
-    with engine.draft(gen, sampler) as run:
-        while run.step() is not None:
-            continue
-        text = "- [" + run.finish().text
-    steps = parse_notes(text)
-    # choices that the passage holds first: those the expert can keep as they are
-    return sorted(steps, key=lambda s: s["choice"] not in passage)
+    >>> notes = "- [craft/lexis] «rain» over «fog»: Sharp.\\n- [reality/mythos] «door» over «gate»: Facts."
+    >>> [s["choice"] for s in candidate_steps(notes, "The door was open.")]
+    ['door', 'rain']
+    """
+    return sorted(parse_notes(notes), key=lambda s: s["choice"] not in passage)

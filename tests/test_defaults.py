@@ -23,12 +23,13 @@ def test_the_rule_applied_to_the_committed_grid_gives_the_app_defaults():
 def test_the_page_and_the_api_start_from_the_defaults():
     import inspect
 
-    import app
-    sig = inspect.signature(app.api_draft).parameters
+    from assistant.pool import BASE_LABEL, CQA_LABEL, PASSAGE_LABEL
+    from page import api, write
+    sig = inspect.signature(api.Api.draft).parameters
     assert sig["guidance"].default == defaults.CURRENT.guidance
     assert sig["n"].default == defaults.CURRENT.drafts and sig["notes"].default == defaults.CURRENT.reason_first
-    assert app.DEFAULT_VARIANT == {"base": app.BASE_LABEL, "cqa": app.CQA_LABEL,
-                                   "cqa-passage": app.PASSAGE_LABEL}[defaults.CURRENT.model]
+    assert write.DEFAULT_VARIANT == {"base": BASE_LABEL, "cqa": CQA_LABEL,
+                                     "cqa-passage": PASSAGE_LABEL}[defaults.CURRENT.model]
 
 
 def test_every_grid_writer_is_a_way_of_writing_the_app_offers():

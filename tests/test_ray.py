@@ -15,6 +15,7 @@ import pytest
 from assistant import writer
 from assistant.brief import Brief
 from assistant.engine import Engine
+from assistant.errors import UnknownModel
 from assistant.pool import PoolConfig
 from assistant.sampler import Sampler
 
@@ -61,7 +62,7 @@ def test_same_draft_and_score_as_in_process(backend, local):
 def test_bad_input_is_the_users_error_not_a_ray_error(backend):
     with pytest.raises(writer.BriefError, match="the brief is empty"):
         list(backend.write(Brief(), Sampler(), variant="base"))
-    with pytest.raises(ValueError, match="unknown variant 'gpt'"):
+    with pytest.raises(UnknownModel, match="unknown variant 'gpt'"):
         backend.score(BRIEF, "x", variant="gpt")
 
 

@@ -71,12 +71,16 @@ def test_append_is_atomic_keeps_earlier_lines_and_refuses_invalid(tmp_path):
 
 
 def test_suggest_steps_parses_the_cqa_models_notes(monkeypatch):
+    """The Annotate tab's Suggest steps end to end: the real CQA model (assistant.backend.write_notes, its
+    tokens forced) writes the notes, the page parses them into rows (choices the passage holds first)."""
+    from assistant.backend import LocalBackend
     from assistant.brief import Brief
     from assistant.draft import DraftRun
-    from assistant.engine import Engine
-    from assistant.pool import CQA_ADAPTER
+    from assistant.pool import Pool, PoolConfig
+    from page.annotate import suggest_steps
 
-    eng = Engine.load(n_threads=2).variant(CQA_ADAPTER)
+    backend = LocalBackend(Pool(PoolConfig(n_threads=2)))
+    eng = backend.pool.get("CQA")
     a = _ann(0)
     notes = ("craft/mythos] «the box was full of things nobody had lost» over «Open with Mina»: A paradox hooks.\n"
              "- [audience/lexis] «a boiling pan» over «torrential rain»: Children know pans.\n"
@@ -84,7 +88,7 @@ def test_suggest_steps_parses_the_cqa_models_notes(monkeypatch):
     eot = eng.tokenize_prompt("<|im_end|>")[0]
     script = iter(eng.tokenize_text(notes) + [eot])
     monkeypatch.setattr(DraftRun, "_choose", lambda self: next(script, eot))
-    steps = workbench.suggest_steps(eng, Brief(**a["brief"]), a["passage"])
+    steps = suggest_steps(backend, Brief(**a["brief"]), a["passage"])
     assert [s["source"] for s in steps] == ["craft", "audience"]
     assert steps[0]["choice"] in a["passage"] and steps[1]["why"] == "Children know pans."
     eng.close()

@@ -5,18 +5,22 @@
 One form per annotation in the corpus format (finetune/FORMAT.md): genre, id, split, the brief, the passage
 and 1-10 reasoning steps as rows. Every change re-runs the corpus validator (every problem by field), marks
 each step's choice in the passage, and updates the file's source/dimension shares with the audit's
-under-15 % warning. "Suggest steps" asks the CQA model for candidate steps, which fill the rows for the
-expert to edit or delete; nothing is saved without the Save click.
+under-15 % warning. "Suggest steps" asks the CQA model for its notes on the brief (the backend's write_notes,
+in this process or on Ray) and parses them into candidate steps, which fill the rows for the expert to edit or
+delete; nothing is saved without the Save click.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import gradio as gr
 
+from assistant.brief import Brief
+from assistant.errors import BadBrief, BadInput, BadText
 from finetune import workbench
 from finetune.annotations import BRIEF_FIELDS, DIMENSIONS, SOURCES, STEP_FIELDS
+
+from .plumbing import user_error_messages
 
 MAX_STEPS = 10
 START_STEPS = 5      # the format asks for 5 to 10
@@ -53,9 +57,14 @@ def _rows(n: int):
     return [gr.update(visible=i < n) for i in range(MAX_STEPS)]
 
 
-def build(path: Path, suggest: Callable, error_context) -> None:
-    """The tab's layout and events, inside an open gr.Blocks; `suggest(brief, passage)` gives candidate steps
-    (the backend's suggest_steps: the CQA model, in this process or on Ray)."""
+def suggest_steps(backend, b: Brief, passage: str, seed: int = 0) -> list[dict]:
+    """Candidate steps for the form: the CQA model's notes for the brief, parsed (choices the passage holds first)."""
+    return workbench.candidate_steps(backend.write_notes(b, seed), passage)
+
+
+def build(path: Path, backend) -> None:
+    """The tab's layout and events, inside an open gr.Blocks; Suggest steps asks `backend` for the CQA model's
+    notes (assistant/backend.py: in this process or on Ray)."""
     with gr.Tab("Annotate", elem_id="annotate-tab"):
         gr.Markdown(f"Add one annotation to **`{path}`** in the corpus format (`finetune/FORMAT.md`): the brief, "
                     "the passage, and 5-10 reasoning steps (the choice, quoted from the passage; the likelier "
@@ -111,15 +120,14 @@ def build(path: Path, suggest: Callable, error_context) -> None:
         remove.click(shrink, n_steps, [n_steps, *rows, *cells], api_visibility="private")
 
         def suggested(n, passage_text, *brief_values):
-            with error_context():
-                from assistant.brief import Brief
+            with user_error_messages():
                 b = Brief(**dict(zip(BRIEF_FIELDS, brief_values)))
                 if b.is_empty():
-                    raise gr.Error("Fill in the brief first: the model suggests steps for a brief.")
-                steps = suggest(b, passage_text or "")[:MAX_STEPS]
-            if not steps:
-                raise gr.Error("The model's notes held no step in the expected form: try again (another seed "
-                               "is used each time) or write the steps yourself.")
+                    raise BadBrief("Fill in the brief first: the model suggests steps for a brief.")
+                steps = suggest_steps(backend, b, passage_text or "")[:MAX_STEPS]
+                if not steps:
+                    raise BadText("The model's notes held no step in the expected form: try again (another "
+                                  "seed is used each time) or write the steps yourself.")
             n = max(len(steps), 1)
             values = []
             for i in range(MAX_STEPS):
@@ -133,13 +141,13 @@ def build(path: Path, suggest: Callable, error_context) -> None:
                       api_visibility="private")
 
         def do_save(*values):
-            with error_context():
+            with user_error_messages():
                 id_v, genre_v, split_v, brief_v, passage_v, n, steps = _split_values(values)
                 rec = workbench.record(id_v, genre_v, split_v, brief_v, passage_v, steps)
                 try:
                     line = workbench.append(path, rec)
-                except ValueError as e:
-                    raise gr.Error("Not saved: " + str(e).replace(f"{workbench.WHERE}: ", "")) from None
+                except BadInput as e:
+                    raise BadInput("Not saved: " + str(e).replace(f"{workbench.WHERE}: ", "")) from None
             return f"Saved **{rec['id']}** as line {line} of `{path}`.", str(path)
 
         save.click(do_save, fields, [saved, download], api_visibility="private")
