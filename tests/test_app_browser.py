@@ -215,8 +215,9 @@ def test_passage_only_model_writes_at_once_and_compares_with_the_base(page, arti
     set_number(pg, "CQA strength", 1)
     button(pg, "Generate").click()
     card = pg.locator("#score-card")
-    expect(card).to_contain_text("Calibrated surprise I(X;Y)", timeout=STEP_MS)
-    expect(card).to_contain_text("CQA strength 1")
+    # this draft's own card: the last test's ("CQA strength 1.2; ...") matched "CQA strength 1" before it finished
+    expect(card).to_contain_text("CQA strength 1;", timeout=STEP_MS)
+    expect(card).to_contain_text("Calibrated surprise I(X;Y)")
     draft = pg.locator("#draft textarea").input_value()
     assert draft.strip() and not draft.lstrip().startswith(("Notes:", "Passage:")), draft[:200]
     assert pg.locator("#notice details").count() == 0 and card_tokens(pg) >= 1
