@@ -24,6 +24,8 @@ from assistant import catalog
 from assistant.backend import LocalBackend
 from assistant.engine import DEFAULT_N_CTX
 from assistant.errors import BadInput, UserError
+from assistant.catalog import DEFAULT_CACHE
+from assistant.llama import EXTRA_BUFTS_MODES
 from assistant.pool import Pool, PoolConfig
 from page import annotate
 from page.api import Api
@@ -59,6 +61,11 @@ class Settings:
     queue_size: int = _flag(32, "requests that may wait", "CQA_QUEUE_SIZE", type=int)
     threads: int | None = _flag(None, "CPU threads (0 or unset: all cores)", "CQA_THREADS", type=int)
     n_ctx: int = _flag(DEFAULT_N_CTX, "context window, tokens", "CQA_N_CTX", type=int)
+    extra_bufts: str = _flag("auto", "llama.cpp's extra weight buffer types: auto (off on CPUs with AMX, llama.cpp "
+                             "issue 20824), on, off; checked first in a child process", "CQA_EXTRA_BUFTS",
+                             choices=EXTRA_BUFTS_MODES)
+    cache_dir: Path = _flag(DEFAULT_CACHE, "cache folder (assembled models, the start-up probe's answers)",
+                            "CQA_CACHE", type=Path)
     ray: str | None = _flag(None, "run the engine as Ray Serve replicas (auto: a running local cluster, else "
                             "start one)", "CQA_RAY", metavar="auto|ADDRESS")
     replicas: int = _flag(2, "Ray: engine replicas", "CQA_REPLICAS", type=int)
@@ -88,7 +95,8 @@ class Settings:
 
     def pool_config(self) -> PoolConfig:
         return PoolConfig(self.model, self.adapter, self.threads or None, self.n_ctx, cqa=not self.no_cqa,
-                          passage_adapter=self.passage_adapter)
+                          passage_adapter=self.passage_adapter, extra_bufts=self.extra_bufts, probe=True,
+                          cache_dir=Path(self.cache_dir))
 
     def backend(self):
         """The in-process backend, or Ray Serve replicas with --ray (Ray is imported only then)."""

@@ -83,7 +83,7 @@ def _connect(cfg: ServeConfig) -> None:
     import ray
     if ray.is_initialized():
         return
-    env = {"env_vars": {"PYTHONPATH": str(ROOT), "CQA_THREADS": str(cfg.replica_threads)}}
+    env = {"env_vars": {"PYTHONPATH": str(ROOT)}}   # threads travel in the PoolConfig, not the environment
     if cfg.address == "auto":
         try:   # a running cluster on this machine, else start a local one
             ray.init(address="auto", namespace=NAMESPACE, runtime_env=env, log_to_driver=False)
@@ -95,8 +95,7 @@ def _connect(cfg: ServeConfig) -> None:
     # another machine's cluster: ship this repository to the workers
     ray.init(address=cfg.address, namespace=NAMESPACE, log_to_driver=False,
              runtime_env={"working_dir": str(ROOT), "excludes": [".git", "tests/artifacts", "finetune/runs",
-                                                                 "eval/out", "*.png"],
-                          "env_vars": {"CQA_THREADS": str(cfg.replica_threads)}})
+                                                                 "eval/out", "*.png"]})
 
 
 def deploy(pool_config: PoolConfig, cfg: ServeConfig):

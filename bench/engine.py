@@ -173,7 +173,7 @@ def part_f(threads: int) -> None:
     import llama_cpp
 
     from eval.pairs import load_pairs
-    from eval.runner import default_pairs_files
+    from eval.pairs import default_pairs_files
     texts = [(p.context, t) for p in load_pairs(default_pairs_files())[:10] for t in (p.high, p.degraded)]
     base = Engine.load(n_threads=threads)
     tmp = Path(tempfile.mkdtemp(prefix="cqa-bench-"))

@@ -121,7 +121,7 @@ def _one(client, k: int, deadline: float) -> Outcome:
         dt, msg = time.monotonic() - t0, str(e)
         if case.error is None:
             return Outcome(k, case.name, True, "failed", dt, f"valid request refused: {msg[:300]}")
-        if re.search(case.error, msg) and "Traceback" not in msg and "Something went wrong" not in msg:
+        if re.search(case.error, msg) and "Traceback" not in msg and "Internal error" not in msg:
             return Outcome(k, case.name, False, "clear-error", dt, msg[:120])
         return Outcome(k, case.name, False, "failed", dt, f"unclear error: {msg[:300]}")
     except Exception as e:  # noqa: BLE001 - timeouts, dropped connections: all count as failures

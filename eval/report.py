@@ -4,7 +4,7 @@
 
 Numbers are per-token means in bits/token. Every statistic is given twice: over all
 tokens, and over the tokens not copied from the context (suffix `_uncopied`), because
-restating the brief earns I cheaply (DESIGN.md section 3).
+restating the brief earns I cheaply (docs/design.md §5).
 
 report.json:
     {"variants": [names; the first is the base],

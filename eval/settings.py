@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.catalog import DEFAULT_CACHE
 from assistant.errors import BadInput
 
 TEMPLATES = ("chat", "plain")
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "cqa"   # the app's cache folder too ($CQA_CACHE overrides both)
+DEFAULT_CACHE_DIR = DEFAULT_CACHE                    # the app's cache folder too ($CQA_CACHE overrides both)
 CACHE_FILE = "eval-scores.jsonl"                     # eval's score cache inside that folder
 
 

@@ -3,7 +3,7 @@
     python -m pytest tests/test_eval_stats.py
 
 ΔI for a pair is I(high) - I(degraded) (per-token means); the validation rate is the share
-of pairs with ΔI > 0; Δ(ΔI) for a pair is ΔI(tuned) - ΔI(base) (DESIGN.md section 3).
+of pairs with ΔI > 0; Δ(ΔI) for a pair is ΔI(tuned) - ΔI(base) (docs/design.md §8).
 The tuned model is a better judge when Δ(ΔI) is positive: a one-sided Wilcoxon
 signed-rank test (alternative "greater") and Cohen's d_z (mean / sd of the paired
 differences, sd with ddof=1) say how sure and how large.

@@ -3,7 +3,7 @@
     python -m finetune bench --config finetune/configs/cqa.toml --steps 3
 
 Times real optimizer steps (forward, backward, AdamW) of the config's LoRA at 512 tokens (the
-figure DESIGN.md quotes) and at the mean length of the config's data, then estimates an epoch as
+figure docs/design.md §9.4 quotes) and at the mean length of the config's data, then estimates an epoch as
 train examples x seconds per example + held-out examples x seconds per evaluation forward pass.
 """
 from __future__ import annotations

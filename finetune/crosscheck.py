@@ -6,8 +6,8 @@ shift_t = log P_adapted(x_t) - log P_base(x_t) for every scored token, measured 
 transformers (peft model on the dequantized fp32 weights) and in llama.cpp (base GGUF + GGUF
 adapter, through assistant.engine). They cannot be equal: llama.cpp quantizes activations to 8 bits
 against the Q4_1 weights, so base log-probs already differ by ~0.1 nat/token. What must hold is that
-the shifts agree in direction and size, measured by Pearson r (DESIGN.md: r ~ 0.85 with all seven
-projections; a q/k adapter exported without llama.cpp's q/k row permutation gives r ~ 0).
+the shifts agree in direction and size, measured by Pearson r (docs/design.md §9.3: r ~ 0.85 with all seven
+projections; a q/k adapter exported without llama.cpp's q/k row permutation gives r ~ -0.24).
 
     >>> round(pearson(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])), 4)
     0.9934

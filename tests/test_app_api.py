@@ -138,7 +138,7 @@ def test_score_separates_spans_copied_from_the_brief(api, scored):
     assert copy["n_copied"] >= 10 and copy["n_copied"] > 2 * fresh["n_copied"] and copy["I_copied"] > 0
     copied = "".join(t["token"] for t in copy["tokens"] if t["copied"])
     assert "Skerry" in copied and "1953" in copied
-    # Restating earns I cheaply (DESIGN.md section 3); without the copied spans much less is left.
+    # Restating earns I cheaply (docs/design.md §5); without the copied spans much less is left.
     assert copy["I_uncopied_per_token"] < copy["I_per_token"]
 
 

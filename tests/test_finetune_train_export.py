@@ -9,9 +9,9 @@ log-probs measurably), then exports GGUF adapters, a merged f16 GGUF and a Q8_0 
 Tolerances, and why: llama.cpp multiplies Q4_1 weights with activations quantized to 8 bits, so
 even the base model's log-probs differ from transformers' fp32 ones by ~0.1 nat/token. The adapter's
 *shift* of the log-probs must nevertheless agree: Pearson r > 0.7 between the shifts measured in
-the two runtimes (DESIGN.md measured r ~ 0.85 with all seven projections; here ~0.95+). The q/k
+the two runtimes (docs/design.md §9.3: r ~ 0.85 with all seven projections; here ~0.95+). The q/k
 test is the sharp one: without llama.cpp's q/k row permutation of lora_B the correlation collapses
-(DESIGN.md: r ~ -0.24; here ~0.1), so r > 0.7 there proves the permutation is right.
+(docs/design.md §9.3: r ~ -0.24; here ~0.1), so r > 0.7 there proves the permutation is right.
 
 Threads: 1 by default (CQA_TEST_THREADS overrides). On 2 cores shared with other work, torch's and
 llama.cpp's 2 threads spin-wait for each other: this module took 500 s with 2 threads and 97 s with 1

@@ -115,7 +115,7 @@ def test_pull_an_adapter_from_the_cache_offline_and_refuse_another_base(tmp_path
 
 
 def test_eval_and_pool_take_a_hub_adapter(tmp_path, monkeypatch):
-    from eval.runner import parse_adapters
+    from eval.variants import parse_adapters
     from assistant.pool import Pool, PoolConfig
     cache = tmp_path / "hub"
     _hub_cache(cache, "someone/cqa", {"adapter.gguf": CQA_ADAPTER, "manifest.json": CQA_ADAPTER.parent / "manifest.json"})

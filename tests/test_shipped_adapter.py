@@ -17,7 +17,8 @@ import pytest
 from assistant import catalog, pool
 from assistant.adapter_meta import read_adapter_base
 from assistant.brief import NOTES_HEADER, PASSAGE_HEADER, Brief
-from assistant.engine import Engine, EngineError
+from assistant.engine import Engine
+from assistant.errors import BadAdapter
 from assistant.pool import CQA_ADAPTER, CQA_LABEL, DEFAULT_MAX_TOKENS, Pool, PoolConfig
 from assistant.sampler import Sampler
 from assistant.scoring import prompts_for
@@ -115,7 +116,7 @@ def test_eval_generate_reads_the_tuned_models_passage_alone(tuned, monkeypatch):
 def test_an_adapter_for_another_base_is_refused(tmp_path):
     other = tmp_path / "other-base.gguf"     # the same weights with one byte more: another file, another sha256
     other.write_bytes(catalog.resolve(None).path.read_bytes() + b"\0")
-    with pytest.raises(EngineError, match=r"trained for base smollm2-135m .* load the matching base"):
+    with pytest.raises(BadAdapter, match=r"trained for base smollm2-135m .* load the matching base"):
         Engine.load(str(other), lora_path=CQA_ADAPTER, n_threads=1)
 
 
@@ -123,9 +124,9 @@ def test_pool_offers_cqa_only_with_an_adapter(tmp_path, monkeypatch):
     monkeypatch.delenv("CQA_ADAPTER", raising=False)
     monkeypatch.delenv("CQA_PASSAGE_ADAPTER", raising=False)
     assert Pool().variants() == ["base", "CQA", "CQA-passage"]       # the shipped ones
-    with pytest.raises(ValueError, match="CQA adapter .*missing.gguf does not exist"):
+    with pytest.raises(BadAdapter, match="CQA adapter .*missing.gguf does not exist"):
         Pool(PoolConfig(adapter=tmp_path / "missing.gguf")).variants()  # asked for, absent: an error
-    with pytest.raises(ValueError, match="passage-only adapter .*gone.gguf does not exist"):
+    with pytest.raises(BadAdapter, match="passage-only adapter .*gone.gguf does not exist"):
         Pool(PoolConfig(passage_adapter=tmp_path / "gone.gguf")).variants()
     assert Pool(PoolConfig(cqa=False)).variants() == ["base"]
     monkeypatch.setattr(pool, "CQA_ADAPTER", tmp_path / "none" / "adapter.gguf")
@@ -133,9 +134,9 @@ def test_pool_offers_cqa_only_with_an_adapter(tmp_path, monkeypatch):
     monkeypatch.setattr(pool, "PASSAGE_ADAPTER", tmp_path / "none" / "passage.gguf")
     bare = Pool()
     assert bare.variants() == ["base"]
-    with pytest.raises(ValueError, match=r"no CQA adapter found at .*adapter.gguf: build one .*python -m finetune train"):
+    with pytest.raises(BadAdapter, match=r"no CQA adapter found at .*adapter.gguf: build one .*python -m finetune train"):
         bare.get("CQA")
-    with pytest.raises(ValueError, match=r"no passage-only adapter found .*python -m finetune train"):
+    with pytest.raises(BadAdapter, match=r"no passage-only adapter found .*python -m finetune train"):
         bare.get("CQA-passage")
 
 
