@@ -142,7 +142,7 @@ def test_pool_offers_cqa_only_with_an_adapter(tmp_path, monkeypatch):
 
 def test_app_refuses_to_start_with_a_missing_adapter(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CQA_", "GRADIO_SERVER"))}
-    r = subprocess.run([sys.executable, "app.py", "--adapter", str(tmp_path / "missing.gguf"), "--port", "0"],
+    r = subprocess.run([sys.executable, "app.py", "--adapter", str(tmp_path / "missing.gguf"), "--port", "7999"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1] == f"error: CQA adapter {tmp_path / 'missing.gguf'} does not exist"
