@@ -246,6 +246,10 @@ class Context:
     def clear(self) -> None:
         _lib().llama_memory_clear(self.memory, True)
 
+    def copy_sequence(self, src: int, dst: int) -> None:
+        """Share every cell of sequence `src` with `dst` too (a prompt decoded once, read by several drafts)."""
+        _lib().llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+
     def remove(self, seq: int) -> None:
         """Free every cell of one sequence."""
         _lib().llama_memory_seq_rm(self.memory, seq, -1, -1)
