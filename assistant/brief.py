@@ -28,6 +28,13 @@ FIELD_LABELS = {"task": "Task", "intent": "Intent", "audience": "Audience", "wor
 NOTES_HEADER = "Notes:"      # a CQA-tuned model reasons first, under this line...
 PASSAGE_HEADER = "Passage:"  # ...then writes the passage under this one (finetune/render.py)
 TEMPLATES = ("chat", "plain")              # chat: the model's own chat template from its GGUF
+# "Suggest" on a weak sentence (assistant/revise.py): the brief, the text around the sentence, the request.
+REWRITE_BEFORE = "Text before the sentence:"
+REWRITE_SENTENCE = "Sentence to rewrite:"
+REWRITE_AFTER = "Text after the sentence (the new sentence must lead into it):"
+REWRITE_NONE = "(none)"
+REWRITE_TASK = ("Rewrite the sentence so that it serves the brief better and fits between the text before and "
+                "after it. Write only the new sentence.")
 
 
 BriefError = BadBrief   # a brief that cannot be used; the message says which field and why
@@ -114,6 +121,29 @@ def render_context(context: str, fmt: ChatFormatter | None = None) -> Prompts:
     """A brief written as prose (eval pairs) -> prompts, with the same neutral counterpart."""
     user = f"{context.strip()}\n\n{CONTEXT_TASK}"
     return Prompts(prompt(user, fmt), prompt(NEUTRAL_TASK, fmt), context)
+
+
+def rewrite_message(brief: Brief, before: str, sentence: str, after: str) -> str:
+    """The user turn asking for a rewrite of one sentence, in its context.
+
+    >>> print(rewrite_message(Brief(task="A sea story"), "The boat left.", "It was sunny.", ""))
+    Task: A sea story
+    <BLANKLINE>
+    Text before the sentence:
+    The boat left.
+    <BLANKLINE>
+    Sentence to rewrite:
+    It was sunny.
+    <BLANKLINE>
+    Text after the sentence (the new sentence must lead into it):
+    (none)
+    <BLANKLINE>
+    Rewrite the sentence so that it serves the brief better and fits between the text before and after it. Write only the new sentence.
+    """
+    parts = [user_message(brief)] if not brief.is_empty() else []
+    parts += [f"{REWRITE_BEFORE}\n{before.strip() or REWRITE_NONE}", f"{REWRITE_SENTENCE}\n{sentence.strip()}",
+              f"{REWRITE_AFTER}\n{after.strip() or REWRITE_NONE}", REWRITE_TASK]
+    return "\n\n".join(parts)
 
 
 def fit(brief: Brief, budget_tokens: int, count: Callable[[Brief], int]) -> tuple[Brief, str]:
