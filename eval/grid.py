@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from assistant import copying, ranking
+from assistant import ranking
+from finetune.draft_stats import GUARDS, guard_ok as _guard_ok, text_metrics  # noqa: F401 - one rule, shared
 
-from . import copyrule, stats, textstats
+from . import copyrule, stats
 from .cache import Lazy, ScoreCache
 from .readers import Readers, ReaderSpec, read_drafts
 
@@ -31,9 +32,8 @@ REFERENCE = ("base", 0.0, 1)
 DEFAULT_ALPHAS = (0.0, 0.5)   # the 0.25 was cut first, then 1.0, to fit ~2 h (briefs are never cut)
 DEFAULT_BEST_OF = (1, 4)
 RULE_METRIC = "I_uncopied_per_token"
-# The rule's guards (README, "How the app's defaults are chosen"): relative to the reference setting.
-GUARDS = {"brief_overlap": ("<=", +0.03), "words": ("ratio>=", 0.9), "repetition_rate": ("<=", +0.02),
-          "distinct_2": (">=", -0.03), "seconds": ("ratio<=", 3.0)}
+# The rule's guards (README, "How the app's defaults are chosen"), relative to the reference setting: GUARDS,
+# from finetune/draft_stats.py, where the preference data (python -m finetune prefer) reads them too.
 TIE = 0.01            # bits/token: differences this small go to the cheaper setting
 ALPHA_SIG = 0.05      # Holm-adjusted one-sided p a setting needs to count as better than the reference
 
@@ -73,12 +73,6 @@ def pick(drafts: list[dict], n: int) -> dict:
     chosen = dict(pool[order[0]])
     chosen["seconds_setting"] = sum(d["seconds"] for d in pool)
     return chosen
-
-
-def text_metrics(text: str, brief_text: str) -> dict:
-    w = textstats.words(text)
-    return {"words": len(w), "distinct_2": textstats.distinct_n([w], 2), "repetition_rate": textstats.repetition_rate(w, 4),
-            "brief_overlap": copying.brief_overlap(text, brief_text), "with_passage": bool(text.strip())}
 
 
 def use_copy_rule(rows: list[dict], n: str, budget: int) -> None:
@@ -148,19 +142,6 @@ def holm(summary: dict, reader: str) -> None:
     for i, (p, k) in enumerate(ps):
         running = max(running, min(1.0, (m - i) * p))
         summary[k]["readers"][reader]["vs_reference"]["p_holm"] = running
-
-
-def _guard_ok(value, ref, rule) -> bool:
-    kind, x = rule
-    if value is None or ref is None:
-        return kind in ("<=", "ratio<=")     # a missing metric cannot pass a floor
-    if kind == "<=":
-        return value <= ref + x
-    if kind == ">=":
-        return value >= ref + x
-    if kind == "ratio>=":
-        return value >= x * ref
-    return value <= x * ref
 
 
 def choose(summary: dict, reader: str) -> dict:

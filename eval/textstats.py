@@ -15,26 +15,5 @@ Words are lower-cased runs of letters, digits and apostrophes. Worked example
 """
 from __future__ import annotations
 
-import re
-
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
-
-
-def ngrams(seq: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
-
-
-def distinct_n(docs: list[list[str]], n: int = 2) -> float | None:
-    """Different n-grams / all n-grams, pooled over `docs` (Li et al. 2016); None without n-grams."""
-    grams = [g for d in docs for g in ngrams(d, n)]
-    return len(set(grams)) / len(grams) if grams else None
-
-
-def repetition_rate(seq: list[str], n: int = 4) -> float | None:
-    """Share of a text's n-grams that repeat an earlier one: 1 - distinct/all (seq-rep-n)."""
-    grams = ngrams(seq, n)
-    return 1.0 - len(set(grams)) / len(grams) if grams else None
+# One definition, shared with the preference data (finetune/ sits below eval/, so it lives there).
+from finetune.draft_stats import distinct_n, ngrams, repetition_rate, words  # noqa: F401 - re-exported

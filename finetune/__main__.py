@@ -10,6 +10,8 @@
     python -m finetune config                      # the default config as TOML, with help lines
     python -m finetune push --repo OWNER/NAME [--private] [--dry-run]       # the shipped adapter, a model card
     python -m finetune push-data --repo OWNER/NAME [--private] [--dry-run]  # the corpus, a dataset card
+    python -m finetune prefer --config finetune/configs/prefer-dpo.toml   # preference tuning (finetune/prefer.py)
+    python -m finetune prefer-briefs                                      # its training briefs' audit
 
 User errors (`assistant.errors.UserError`) print one line and exit 1; tracebacks are for bugs.
 Environment variables are read here only, into `Settings`: HF_HUB_OFFLINE (push refuses to try).
@@ -235,6 +237,8 @@ def parser() -> argparse.ArgumentParser:
         s.set_defaults(func=cmd_push)
     _config_verb(sub, "bench", cmd_bench, "seconds per training step and per epoch")
     _config_verb(sub, "config", cmd_config, "print a config as TOML (defaults, or --config + flags)")
+    from . import prefer_cli
+    prefer_cli.add_parsers(sub)
     return p
 
 

@@ -1,0 +1,167 @@
+"""Training on the judge's preferences, on top of the starting adapter: DPO with TRL's DPOTrainer (recipe "dpo") or
+fine-tuning on the chosen drafts alone with the project's own train loop (recipe "rft").
+
+    python -m finetune prefer --config finetune/configs/prefer-dpo.toml --stage train
+
+Both start from the starting writer's GGUF adapter loaded into peft (`finetune/start_adapter.py`), trainable;
+DPO's reference is the same adapter frozen (TRL copies a pretrained peft adapter to a "ref" adapter, so the
+first step's loss is exactly log 2). Prompts are the app's (`finetune/render.py`: the user turn the app sends,
+the assistant turn "Passage:" and the passage, then the end of turn). Each run folder gets
+epochs/epoch-N/ (a peft adapter folder, what `finetune/export.py` writes GGUF from) and metrics.json.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+from .annotations import Annotation
+from .files import read_json, write_json
+from .prefer_config import PreferConfig
+
+log = logging.getLogger(__name__)
+
+EPOCHS_DIR, METRICS_FILE = "epochs", "metrics.json"
+
+
+def load_policy(cfg: PreferConfig, loaded=None):
+    """(peft model holding the starting adapter, trainable; tokenizer; resolved base). `loaded`: a plain
+    `(model, tokenizer, resolved)` from `model.load_base`, deep-copied so the caller's stays plain."""
+    from . import model as base_model
+    from .start_adapter import load_trainable
+
+    base_model.set_threads(cfg.threads)
+    if loaded is None:
+        model, tokenizer, base = base_model.load_base(cfg.base, base_model.pick_device(cfg.device))
+    else:
+        model, tokenizer, base = copy.deepcopy(loaded[0]), loaded[1], loaded[2]
+    # transformers tags a model read from GGUF as GGUF-quantized although every tensor is dequantized to float32;
+    # its Trainer refuses such a model, and there is nothing quantized to protect: drop the tag.
+    model.hf_quantizer, model.is_quantized = None, False
+    return load_trainable(model, cfg.start_adapter, base.path, cfg.lora_dropout), tokenizer, base
+
+
+def as_annotation(brief_id: str, brief, passage: str) -> Annotation:
+    """A draft as the corpus's kind of example (no reasoning: the passage target renders none)."""
+    return Annotation(brief_id, "", brief, (), passage, "train")
+
+
+def rft_examples(chosen: list[dict], briefs: dict, tokenizer, base_path: Path, max_len: int) -> list:
+    from . import render
+
+    fmt = render.chat_formatter(base_path)
+    end = render.end_of_turn_id(tokenizer, fmt)
+    return [render.tokenize(render.render(as_annotation(c["brief"], briefs[c["brief"]], c["chosen"]["text"]), fmt,
+                                          "passage"), tokenizer, end, max_len, truncate=True) for c in chosen]
+
+
+def dpo_rows(pairs: list[dict], briefs: dict, base_path: Path) -> list[dict]:
+    """{"prompt", "chosen", "rejected"} strings: the app's prompt, and "Passage:" + passage after it (TRL adds the
+    end-of-turn token, <|im_end|> for SmolLM2, its tokenizer's eos)."""
+    from . import render
+
+    fmt = render.chat_formatter(base_path)
+    rows = []
+    for p in pairs:
+        b = briefs[p["brief"]]
+        r_c = render.render(as_annotation(p["brief"], b, p["chosen"]["text"]), fmt, "passage")
+        r_r = render.render(as_annotation(p["brief"], b, p["rejected"]["text"]), fmt, "passage")
+        rows.append({"prompt": r_c.prompt.text, "chosen": r_c.completion, "rejected": r_r.completion})
+    return rows
+
+
+def train_rft(cfg: PreferConfig, chosen: list[dict], briefs: dict, progress: bool = True, loaded=None) -> dict:
+    """Fine-tune the starting adapter on the chosen drafts with finetune/train.py's loop; metrics per epoch."""
+    import torch
+    from tqdm import tqdm
+
+    from . import render, train
+
+    out = Path(cfg.out_dir)
+    model, tokenizer, base = load_policy(cfg, loaded)
+    device = next(model.parameters()).device.type
+    tcfg = cfg.train_config()
+    examples = rft_examples(chosen, briefs, tokenizer, base.path, cfg.max_seq_len)
+    if not examples:
+        raise train.TrainError("no chosen drafts to train on: every brief's drafts failed the guards")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else render.end_of_turn_id(
+        tokenizer, render.chat_formatter(base.path))
+    autocast = train.autocast_for(device, cfg.precision)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = len(train.plan_epoch(examples, tcfg, 1))
+    metrics = {"recipe": "rft", "n_examples": len(examples), "epochs": []}
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.time()
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        plan = train.plan_epoch(examples, tcfg, epoch)
+        losses = []
+        for i, step in enumerate(tqdm(plan, desc=f"rft epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)):
+            lr = train.lr_at((epoch - 1) * steps_per_epoch + i, tcfg, steps_per_epoch * cfg.epochs)
+            losses.append(train.train_step(model, optimizer, step, lr, tcfg, pad_id, device, autocast))
+        train._save_epoch(model, optimizer, out, epoch)
+        metrics["epochs"].append({"epoch": epoch, "train_loss": sum(losses) / len(losses), "steps": len(plan),
+                                  "seconds": time.time() - t0})
+        write_json(out / METRICS_FILE, metrics)
+        log.info("rft epoch %d: loss %.4f, %.0f s", epoch, metrics["epochs"][-1]["train_loss"], time.time() - t0)
+    return metrics
+
+
+def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool = True, loaded=None) -> dict:
+    """DPO with TRL's DPOTrainer on the peft model (reference: the starting adapter, frozen); the last epoch's
+    adapter is saved as epochs/epoch-{epochs}. Metrics: TRL's log per optimizer step (loss, reward margins)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from . import train
+    from .files import atomic_dir
+
+    out = Path(cfg.out_dir)
+    if not pairs:
+        raise train.TrainError("no preference pairs: no brief had a passing draft and a clearly worse one")
+    model, tokenizer, base = load_policy(cfg, loaded)
+    device = next(model.parameters()).device.type
+    rows = dpo_rows(pairs, briefs, base.path)
+    args = DPOConfig(output_dir=str(out / "trl"), beta=cfg.beta, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+                     max_steps=cfg.max_steps * cfg.epochs if cfg.max_steps else -1, warmup_steps=cfg.warmup_steps,
+                     lr_scheduler_type="constant_with_warmup", per_device_train_batch_size=cfg.batch_size,
+                     gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_seq_len, seed=cfg.seed,
+                     logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=not progress,
+                     use_cpu=device == "cpu", bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda"),
+                     dataloader_num_workers=0)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    t0 = time.time()
+    trainer.train()
+    with atomic_dir(out / EPOCHS_DIR / f"epoch-{cfg.epochs}") as tmp:
+        model.save_pretrained(str(tmp), selected_adapters=["default"], save_embedding_layers=False)
+    steps = [h for h in trainer.state.log_history if "loss" in h]
+    metrics = {"recipe": "dpo", "beta": cfg.beta, "n_pairs": len(rows), "seconds": time.time() - t0, "steps": steps,
+               "epochs": [{"epoch": cfg.epochs, "steps": len(steps), "seconds": time.time() - t0,
+                           "train_loss": (sum(s["loss"] for s in steps) / len(steps)) if steps else None}],
+               "prompt_tokens_as_app": _same_prompt_tokens(trainer, pairs[0], briefs, tokenizer, base.path)}
+    write_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _same_prompt_tokens(trainer, pair: dict, briefs: dict, tokenizer, base_path: Path) -> bool:
+    """Does TRL's tokenization of the first prompt give the ids the app's engine sees (render.tokenize_prompt,
+    the brief's text never read as control tokens)? Recorded in metrics.json; a mismatch is logged."""
+    from . import render
+
+    r = render.render(as_annotation(pair["brief"], briefs[pair["brief"]], pair["chosen"]["text"]),
+                      render.chat_formatter(base_path), "passage")
+    same = list(trainer.train_dataset[0]["prompt_ids"]) == render.tokenize_prompt(r.prompt, tokenizer)
+    if not same:
+        log.warning("TRL tokenized the first prompt differently from the app: the model trains on other ids")
+    return same
+
+
+def train(cfg: PreferConfig, data: dict, briefs: dict, progress: bool = True, loaded=None) -> dict:
+    """Run the config's recipe unless its last epoch is already saved (then its metrics are returned)."""
+    out = Path(cfg.out_dir)
+    if (out / EPOCHS_DIR / f"epoch-{cfg.epochs}" / "adapter_model.safetensors").is_file() and (out / METRICS_FILE).is_file():
+        log.info("%s already holds epoch %d: training skipped", out, cfg.epochs)
+        return read_json(out / METRICS_FILE)
+    if cfg.recipe == "dpo":
+        return train_dpo(cfg, data["pairs"], briefs, progress, loaded)
+    return train_rft(cfg, data["chosen"], briefs, progress, loaded)
