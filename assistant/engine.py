@@ -6,6 +6,7 @@
     >>> with base.draft(base.tokenize_prompt(prompts.conditional), Sampler(seed=1)) as run:
     ...     run.score_with(None, base.tokenize_prompt(prompts.unconditional))   # twin stream
     ...     while (step := run.step()) is not None: print(step.piece, step.logprob, step.logprob0)
+    >>> with base.drafts(prompt_ids, [Sampler(seed=s) for s in range(4)]) as group: ...   # 4 drafts side by side
 
 Log-probabilities are natural logs from the raw distribution (before guidance, temperature and
 sampling filters). Every pass and every draft starts from an empty KV cache with the variant's
@@ -28,17 +29,18 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import numpy as np
 
-from . import catalog, guidance, llama
+from . import catalog, guidance, llama, passes
 from .adapter_meta import check_adapter
 from .chat import Prompt
 from .draft import N_SEQUENCES, Draft, DraftRun
 from .errors import BadAdapter, BadModelFile, BadText, EngineFailure
 from .llama import Context, LlamaError, Weights
-from .logits import logprobs_at
+from .lockstep import Lockstep
+from .passes import TokenLogprobs
 from .sampler import Sampler
 
 log = logging.getLogger(__name__)
@@ -52,16 +54,6 @@ GGUF_NAME = "general.name"
 
 
 EngineError = EngineFailure   # anything the engine cannot do, said so a user knows what to change
-
-
-@dataclass(frozen=True)
-class TokenLogprobs:
-    """Log-probs (natural log) of each text token given the prompt and the tokens before it."""
-    ids: list[int]
-    pieces: list[str]                 # each token's text (UTF-8 fragments decoded leniently)
-    offsets: list[tuple[int, int]]    # [start, end) char offsets of each token in `text`
-    logprobs: np.ndarray              # float64, one per token
-    text: str                         # the decoded text, exactly what offsets index
 
 
 class _Core:
@@ -153,6 +145,11 @@ class Engine:
         return self._core.n_ctx
 
     @property
+    def n_cells(self) -> int:
+        """KV cells of the context, shared by every sequence of a draft (or of several drafts)."""
+        return self._core.ctx.n_cells
+
+    @property
     def n_threads(self) -> int:
         return self._core.n_threads
 
@@ -233,47 +230,23 @@ class Engine:
         return self.token_logprobs_ids(prompt, self.tokenize_text(text))
 
     def token_logprobs_ids(self, prompt: Prompt | str, ids: list[int]) -> TokenLogprobs:
-        return self._passes([prompt], ids)[0]
+        return self._passes([prompt], [list(ids)])[0][0]
 
     def token_logprobs_pair(self, cond: Prompt | str, uncond: Prompt | str,
                             ids: list[int]) -> tuple[TokenLogprobs, TokenLogprobs]:
-        """Both readers of the score under one hold of the lock: the same text after each prompt."""
-        a, b = self._passes([cond, uncond], ids)
+        """Both readers of the score under one hold of the lock: the same text after each prompt. The first also
+        gives each position's top-k alternatives under `cond`, the second their log-probs under `uncond`."""
+        ((a, b),) = self.token_logprobs_many(cond, uncond, [ids])
         return a, b
 
-    def _passes(self, prompts: list, ids: list[int]) -> list[TokenLogprobs]:
-        """One pass per prompt, one after the other in the same context. (Two sequences in one batched decode
-        were measured slower on CPU: with the cells shared, each token attends over both sequences' cells.)"""
-        ids = list(ids)
-        if not ids:
-            raise BadText("the text to score is empty")
-        planned = []
-        for prompt in prompts:
-            p = self.tokenize_prompt(prompt)
-            if not p:
-                raise EngineError("the prompt is empty: every scored token needs something to follow")
-            total = len(p) + len(ids)
-            if total > self.n_ctx:
-                raise EngineError(f"prompt ({len(p)} tokens) + text ({len(ids)} tokens) = {total} tokens, more "
-                                  f"than the context window of {self.n_ctx}: shorten the text or the brief, or "
-                                  "load the model with a larger n_ctx")
-            planned.append(p)
-        out = []
-        with self.hold() as ctx:
-            for p in planned:
-                ctx.clear()
-                entries = [(tok, pos, 0, len(p) - 1 <= pos < len(p) + len(ids) - 1) for pos, tok in enumerate(p + ids)]
-                lps, k = np.empty(len(ids)), 0
-                try:
-                    for idx, rows in ctx.decode(entries):
-                        targets = np.array([ids[i - len(p) + 1] for i in idx])
-                        lps[k: k + len(idx)] = logprobs_at(rows, targets)
-                        k += len(idx)
-                except LlamaError as e:
-                    raise EngineError(str(e)) from e
-                out.append(lps)
-        pieces, offsets, text = self.pieces(ids)
-        return [TokenLogprobs(ids, pieces, offsets, o, text) for o in out]
+    def token_logprobs_many(self, cond: Prompt | str, uncond: Prompt | str,
+                            texts: list[list[int]]) -> list[tuple[TokenLogprobs, TokenLogprobs]]:
+        """`token_logprobs_pair` for several texts under the same two prompts (versions of one passage, drafts of
+        one brief): each prompt is decoded once and its cells shared with every text (llama.cpp's seq_cp)."""
+        return self._passes([cond, uncond], [list(t) for t in texts])
+
+    def _passes(self, prompts: list, texts: list[list[int]]) -> list[list[TokenLogprobs]]:
+        return passes.run(self, prompts, texts)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Context]:
@@ -289,11 +262,20 @@ class Engine:
 
     # ---- drafts --------------------------------------------------------------------
     def draft(self, gen_ids: list[int], sampler: Sampler, alpha: float = 0.0, beta: float = guidance.DEFAULT_BETA,
-              cancel: threading.Event | None = None, n_known: int = 0) -> "DraftRun":
+              cancel: threading.Event | None = None, n_known: int = 0,
+              lazy_every: int = 0) -> ContextManager[DraftRun]:
         """A draft after `gen_ids` (prompt, plus any text already written); use as a context manager.
         The prompt is decoded afresh: the same seed and settings give the same draft, whatever came before.
-        `n_known`: the last tokens of `gen_ids` are text already written; `run.known_logprobs` has theirs."""
-        sampler.validate()
+        `n_known`: the last tokens of `gen_ids` are text already written; `run.known_logprobs` has theirs.
+        `lazy_every` > 0: without guidance, the unconditional reader reads that many tokens at a time."""
+        return _lone(self.drafts(gen_ids, [sampler], alpha, beta, cancel, n_known, lazy_every))
+
+    def drafts(self, gen_ids: list[int], samplers: list[Sampler], alpha: float = 0.0,
+               beta: float = guidance.DEFAULT_BETA, cancel: threading.Event | None = None, n_known: int = 0,
+               lazy_every: int = 0) -> Lockstep:
+        """Several drafts after one prompt, one sampler each, decoded side by side (assistant/lockstep.py)."""
+        for sampler in samplers:
+            sampler.validate()
         problems = guidance.check(alpha, beta)
         if problems:
             raise guidance.GuidanceError("; ".join(problems))
@@ -302,7 +284,7 @@ class Engine:
         if len(gen_ids) >= self.n_ctx:
             raise EngineError(f"the prompt is {len(gen_ids)} tokens, the context window {self.n_ctx}: "
                               "shorten the brief or the text so far")
-        return DraftRun(self, list(gen_ids), sampler, alpha, beta, cancel, n_known)
+        return Lockstep(self, list(gen_ids), samplers, alpha, beta, cancel, n_known, lazy_every)
 
     def complete(self, prompt: Prompt | str, sampler: Sampler, uncond: Prompt | str | None = None,
                  alpha: float = 0.0) -> Draft:
@@ -320,6 +302,12 @@ class Engine:
                 "architecture": self.metadata.get(GGUF_ARCH, "?"), "name": self.metadata.get(GGUF_NAME, "?"),
                 "adapter": str(self.lora_path) if self.lora_path else None, "strength": self.strength,
                 "n_ctx": self.n_ctx, "n_threads": self.n_threads, "extra_bufts": self.extra_bufts, "chat_template": self._chat is not None}
+
+
+@contextlib.contextmanager
+def _lone(group: Lockstep) -> Iterator[DraftRun]:
+    with group:
+        yield group.lanes[0]
 
 
 def _chat_formatter(weights: Weights):

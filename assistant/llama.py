@@ -246,9 +246,10 @@ class Context:
     def clear(self) -> None:
         _lib().llama_memory_clear(self.memory, True)
 
-    def copy_sequence(self, src: int, dst: int) -> None:
-        """Share every cell of sequence `src` with `dst` too (a prompt decoded once, read by several drafts)."""
-        _lib().llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+    def copy_sequence(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        """Share the cells of sequence `src` at positions [p0, p1) (-1: all) with `dst` too (a prompt decoded
+        once, read by several drafts): no compute, no new cells."""
+        _lib().llama_memory_seq_cp(self.memory, src, dst, p0, p1)
 
     def remove(self, seq: int) -> None:
         """Free every cell of one sequence."""

@@ -18,6 +18,7 @@ import numpy as np
 from . import copying, surprise
 from .brief import Brief, Prompts, render, render_context
 from .engine import Engine, EngineError, TokenLogprobs
+from .logits import TopK
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class ScoredText:
     score: surprise.Score
     prompts: Prompts
     template: str       # "chat" or "plain": report it, it changes the numbers
+    top: TopK | None = None   # per token, the likeliest alternatives under the brief (and without it)
 
     def uncopied(self, n: int) -> dict:
         """I over the tokens not copied from the brief when copying means a shared run of `n` words or more
@@ -76,21 +78,37 @@ def score_text(engine: Engine, brief: Brief | None, text: str, *, context: str |
         ids = engine.tokenize_text(text)
     if conditional is not None:
         cond, uncond = conditional, engine.token_logprobs_ids(prompts.unconditional, ids)
-    else:
-        cond, uncond = engine.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
-    return _scored(uncond, cond.logprobs, uncond.logprobs, prompts, template)
+        return _scored(uncond, cond.logprobs, uncond.logprobs, prompts, template)
+    cond, uncond = engine.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
+    return _scored(uncond, cond.logprobs, uncond.logprobs, prompts, template, _top(cond, uncond))
+
+
+def score_texts(engine: Engine, brief: Brief, texts: list[str], template: str = "chat") -> list[ScoredText]:
+    """`score_text` for several texts under one brief (versions of a passage, drafts of one brief): the two
+    prompts are decoded once and shared by every text."""
+    if not texts or any(not t or not t.strip() for t in texts):
+        raise EngineError("there is no text to score: write or paste some first")
+    prompts = prompts_for(engine, brief, None, template)
+    got = engine.token_logprobs_many(prompts.conditional, prompts.unconditional, [engine.tokenize_text(t) for t in texts])
+    return [_scored(u, c.logprobs, u.logprobs, prompts, template, _top(c, u)) for c, u in got]
+
+
+def _top(cond: TokenLogprobs, uncond: TokenLogprobs) -> TopK | None:
+    return None if cond.top_ids is None else TopK(cond.top_ids, cond.top_lp, uncond.top_lp)
 
 
 def from_logprobs(engine: Engine, prompts: Prompts, ids: list[int], cond_logprobs, uncond_logprobs,
-                  template: str = "chat") -> ScoredText:
+                  template: str = "chat", top: TopK | None = None) -> ScoredText:
     """Score tokens whose two log-probs are already known (a twin-stream draft): no pass at all."""
     pieces, offsets, text = engine.pieces(list(ids))
     lps = TokenLogprobs(list(ids), pieces, offsets, np.asarray(uncond_logprobs, dtype=np.float64), text)
-    return _scored(lps, np.asarray(cond_logprobs, dtype=np.float64), lps.logprobs, prompts, template)
+    return _scored(lps, np.asarray(cond_logprobs, dtype=np.float64), lps.logprobs, prompts, template, top)
 
 
-def _scored(tokens: TokenLogprobs, cond_lp, uncond_lp, prompts: Prompts, template: str) -> ScoredText:
+def _scored(tokens: TokenLogprobs, cond_lp, uncond_lp, prompts: Prompts, template: str,
+            top: TopK | None = None) -> ScoredText:
     s0 = surprise.bits_from_logprobs(uncond_lp)
     sY = surprise.bits_from_logprobs(cond_lp)
     copied = copying.copied_tokens(tokens.offsets, tokens.text, prompts.brief_text)
-    return ScoredText(tokens.text, tokens.pieces, tokens.offsets, surprise.score(s0, sY, copied), prompts, template)
+    return ScoredText(tokens.text, tokens.pieces, tokens.offsets, surprise.score(s0, sY, copied), prompts, template,
+                      top)

@@ -7,7 +7,8 @@
 The draft and the readers of its score decode in lockstep (draft.DraftRun): every update can carry
 the score so far, and the last one carries the final score without another pass. A CQA-tuned model
 writes notes first: they are not scored; the readers start at its passage, under the brief alone
-(the same prompts as /score), so a passage scores the same whether it was written or pasted.
+(the same prompts as /score), so a passage scores the same whether it was written or pasted. Best of
+N writes its drafts side by side (assistant/lockstep.py: the prompt once, one batch per step).
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .brief import NOTES_HEADER, PASSAGE_HEADER, Brief, BriefError, fit, split_notes
-from .draft import Draft, DraftRun
+from .draft import MAX_LANES as MAX_DRAFTS, Draft, DraftRun, Known
 from .engine import Engine, EngineError
 from .errors import BadSampler, BadText
+from .lockstep import waves
+from .logits import TopK
 from .sampler import Sampler
 from .scoring import ScoredText, from_logprobs, prompts_for, score_text
 
@@ -76,14 +79,17 @@ def fit_brief(engine: Engine, brief: Brief, sampler: Sampler, template: str,
 class _Scored:
     """The scored part of a draft: tokens known before the run, then the run's tokens from `start` on."""
     known_ids: list[int] = field(default_factory=list)
-    known_lp: list[float] = field(default_factory=list)
-    known_lp0: list[float] = field(default_factory=list)
+    known: Known = field(default_factory=lambda: Known([], [], None))
     start: int = 0                 # index into the run's draft.ids where live scoring began
     on: bool = False
 
     def arrays(self, d: Draft):
         s = self.start
-        return (self.known_ids + d.ids[s:], self.known_lp + d.logprobs[s:], self.known_lp0 + d.logprobs0[s:])
+        return (self.known_ids + d.ids[s:], self.known.lp + d.logprobs[s:], self.known.lp0 + d.logprobs0[s:])
+
+    def top(self, d: Draft) -> TopK | None:
+        mine = d.top(self.start)
+        return mine if self.known.top is None else self.known.top.concat(mine)
 
 
 class _Writer:
@@ -101,27 +107,25 @@ class _Writer:
         self.scored = _Scored()
         self.added = False
         self.phase = "start"   # start -> (notes -> header ->) passage
+        self.n = 0             # tokens written (a live score every LIVE_EVERY)
 
-    def run(self, cancel, notice: str) -> Iterator[Update]:
+    def gen_ids(self) -> tuple[list[int], int]:
+        """The sampling sequence's prompt (brief prompt + text already written), and how many of its last tokens
+        are a passage already written (read by the readers too)."""
         gen_ids = self.cond_ids + self.prefix_ids
         if self.skip_notes:   # the passage at once: the model writes under the header it was given
             gen_ids += self.engine.tokenize_text(MARKER)
         continuing = bool(self.prefix_ids) and self._phase_of_prefix() == "passage"
-        with self.engine.draft(gen_ids, self.sampler, self.alpha, cancel=cancel,
-                               n_known=len(self.prefix_ids) if continuing else 0) as run:
-            self._open(run)
-            n = 0
-            while True:
-                step = run.step()
-                if step is None and self._add_header(run):
-                    continue
-                if step is None:
-                    break
-                self._advance(run)
-                n += 1
-                yield self._update(run, notice, live=n % LIVE_EVERY == 0)
-            d = run.finish()
-        yield from self._final(run, d, notice)
+        return gen_ids, len(self.prefix_ids) if continuing else 0
+
+    def on_step(self, run: DraftRun, step, notice: str) -> Update | None:
+        """After a step of this draft: its update, or None when it ended (unless the header was added)."""
+        if step is None:
+            self._add_header(run)     # the model ended after its notes: "Passage:" added, the draft goes on
+            return None
+        self._advance(run)
+        self.n += 1
+        return self._update(run, notice, live=self.n % LIVE_EVERY == 0)
 
     # ---- when the readers start -----------------------------------------------------
     def _phase_of_prefix(self) -> str:
@@ -136,17 +140,16 @@ class _Writer:
         elif self.prefix_ids:                         # continuing a passage: the readers score it too
             self.phase = "passage"
             k = len(self.prefix_ids)
-            cond_lp = list(run.known_logprobs)
-            _, lp0 = run.score_with(None, self.uncond_ids + self.prefix_ids, n_known=k)
-            self.scored = _Scored(list(self.prefix_ids), cond_lp, lp0, start=0, on=True)
+            known = run.score_with(None, self.uncond_ids + self.prefix_ids, n_known=k)
+            self.scored = _Scored(list(self.prefix_ids), known, start=0, on=True)
         else:
             run.score_with(None, self.uncond_ids)   # a twin stream, unless the draft turns out to be notes
             self.scored = _Scored(on=True)
 
     def _start_readers(self, run: DraftRun, passage_ids: list[int]) -> None:
         """Readers under the brief alone, for a passage that follows notes: its first tokens re-read."""
-        lp, lp0 = run.score_with(self.cond_ids + passage_ids, self.uncond_ids + passage_ids, n_known=len(passage_ids))
-        self.scored = _Scored(list(passage_ids), lp, lp0, start=len(run.draft.ids), on=True)
+        known = run.score_with(self.cond_ids + passage_ids, self.uncond_ids + passage_ids, n_known=len(passage_ids))
+        self.scored = _Scored(list(passage_ids), known, start=len(run.draft.ids), on=True)
         self.phase = "passage"
 
     def _advance(self, run: DraftRun) -> None:
@@ -188,10 +191,11 @@ class _Writer:
         return (notes, passage) if notes else ("", text)
 
     def _result(self, run: DraftRun) -> ScoredText | None:
-        ids, lp, lp0 = self.scored.arrays(run.draft)
-        if not self.scored.on or not ids:
+        if not self.scored.on or not self.scored.arrays(run.draft)[0]:
             return None
-        return from_logprobs(self.engine, self.prompts, ids, lp, lp0, self.template)
+        run.sync()      # the lazy unconditional reader catches up
+        ids, lp, lp0 = self.scored.arrays(run.draft)
+        return from_logprobs(self.engine, self.prompts, ids, lp, lp0, self.template, top=self.scored.top(run.draft))
 
     def _update(self, run: DraftRun, notice: str, live: bool) -> Update:
         notes, passage = self._split(run)
@@ -226,7 +230,8 @@ class _Writer:
     def _rescore(self, text: str) -> ScoredText:
         cond, uncond = self.engine.token_logprobs_pair(self.prompts.conditional, self.prompts.unconditional,
                                                        self.engine.tokenize_text(text))
-        return from_logprobs(self.engine, self.prompts, cond.ids, cond.logprobs, uncond.logprobs, self.template)
+        return from_logprobs(self.engine, self.prompts, cond.ids, cond.logprobs, uncond.logprobs, self.template,
+                             top=TopK(cond.top_ids, cond.top_lp, uncond.top_lp))
 
 
 def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat",
@@ -244,41 +249,86 @@ def write(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat"
     brief_used, notice = fit_brief(engine, brief, sampler, template, reserve=len(prefix_ids))
     w = _Writer(engine, brief_used, sampler, template, guidance, prefix_ids, notes)
     yield Update(w.head, notice=notice, guidance=guidance)
-    yield from w.run(cancel, notice)
+    for _, u in _side_by_side(engine, [w], [sampler], cancel, notice):
+        yield u
 
 
-MAX_DRAFTS = 8
+def _side_by_side(engine: Engine, writers: list[_Writer], samplers: list[Sampler], cancel,
+                  notice: str) -> Iterator[tuple[int, Update]]:
+    """Drive one draft per writer in one Lockstep (the prompt decoded once, one batch per step); yields (which
+    draft, its update) as they grow, then each draft's final update."""
+    w0 = writers[0]
+    gen_ids, n_known = w0.gen_ids()
+    with engine.drafts(gen_ids, samplers, w0.alpha, cancel=cancel, n_known=n_known, lazy_every=LIVE_EVERY) as group:
+        for w, run in zip(writers, group.lanes):
+            w._open(run)
+        while group.active():
+            for run, step in group.step():
+                u = writers[run.index].on_step(run, step, notice)
+                if u is not None:
+                    yield run.index, u
+        for w, run in zip(writers, group.lanes):
+            run.finish()
+    for i, (w, run) in enumerate(zip(writers, group.lanes)):
+        for u in w._final(run, run.draft, notice):
+            yield i, u
 
 
 def best_of(engine: Engine, brief: Brief, sampler: Sampler, n: int, template: str = "chat",
             cancel: threading.Event | None = None, guidance: float = 0.0, notes: bool = True) -> Iterator[Update]:
-    """N drafts of one brief (seeds s, s+1, ...), each streamed with its live score and a progress line, then
-    the last update: the best by `ranking.rank` with `ranked` holding every finished draft, best first.
-    Stop (cancel) ends the batch and keeps the drafts already finished."""
+    """N drafts of one brief (seeds s, s+1, ...) written side by side (the prompt decoded once, one batch per
+    step), streamed as the leading draft with a progress line that gives every draft's live ranking score;
+    then the last update: the best by `ranking.rank`, with `ranked` holding every draft, best first. Stop
+    (cancel) ends every draft where it is: the drafts are kept, scored and ranked as they stand."""
     from . import ranking
 
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_DRAFTS:
         raise BadSampler(f"drafts: {n!r} must be a whole number from 1 to {MAX_DRAFTS}")
-    finished: list[Update] = []
-    for k in range(n):
-        if cancel is not None and cancel.is_set():
-            break
-        s = dataclasses.replace(sampler, seed=sampler.seed + k)
-        progress = f"draft {k + 1} of {n}"
-        last = None
-        for u in write(engine, brief, s, template, cancel, guidance=guidance, notes=notes):
-            u.progress, u.seed = progress, s.seed
-            last = u
-            if not u.done:
+    check_lengths(brief)
+    if brief.is_empty():
+        raise BriefError("the brief is empty: say at least what to write (task) or paste the text so far")
+    samplers = [dataclasses.replace(sampler, seed=sampler.seed + k) for k in range(n)]
+    finished: list[Update | None] = [None] * n
+    brief_used, notice = fit_brief(engine, brief, sampler, template)
+    for wave in _waves(engine, brief_used, sampler, template, n, notes):
+        writers = [_Writer(engine, brief_used, samplers[k], template, guidance, [], notes) for k in wave]
+        live, latest = {}, {}    # draft -> its live ranking score; its last update
+        for i, u in _side_by_side(engine, writers, [samplers[k] for k in wave], cancel, notice):
+            k = wave[i]
+            u.seed = samplers[k].seed
+            if u.done:
+                finished[k] = u
+                continue
+            latest[k] = u
+            if u.result is not None:
+                live[k] = ranking.rank_score(u.result.to_json(), sampler.max_tokens)
+            lead = max(live, key=live.get) if live else min(latest)
+            if k == lead:
+                u.progress = _progress(n, wave, live, lead)
                 yield u
-        if last is not None and (last.stop_reason != "cancelled" or k == 0 or last.result is not None):
-            finished.append(last)
-    order = ranking.rank([u.result.to_json() if u.result else None for u in finished], sampler.max_tokens)
-    ranked = [finished[i] for i in order]
+    done = [u for u in finished if u is not None and (u.result is not None or u.stop_reason != "cancelled")]
+    order = ranking.rank([u.result.to_json() if u.result else None for u in done], sampler.max_tokens)
+    ranked = [done[i] for i in order]
     if not ranked:
         return
-    best = dataclasses.replace(ranked[0], ranked=ranked, progress=f"{len(ranked)} of {n} drafts, best first")
-    yield best
+    yield dataclasses.replace(ranked[0], ranked=ranked, progress=f"{len(ranked)} of {n} drafts, best first")
+
+
+def _progress(n: int, wave: list[int], live: dict[int, float], lead: int) -> str:
+    """'4 drafts side by side (draft 2 shown, the leader; live scores 0.31, 0.42, –, 0.12)'."""
+    part = f"drafts {wave[0] + 1}-{wave[-1] + 1} of {n}" if len(wave) < n else f"{n} drafts side by side"
+    return f"{part} (draft {lead + 1} shown, the leader; live scores " + \
+        ", ".join(f"{live[k]:.2f}" if k in live else "–" for k in wave) + ")"
+
+
+def _waves(engine: Engine, brief: Brief, sampler: Sampler, template: str, n: int, notes: bool) -> list[list[int]]:
+    """Drafts 0..n-1 in groups whose sequences fit the context's cells together (lockstep.waves)."""
+    prompts = prompts_for(engine, brief, template=template)
+    p, p0 = engine.count_tokens(prompts.conditional), engine.count_tokens(prompts.unconditional)
+    m = min(sampler.max_tokens, engine.n_ctx)
+    # a draft takes max_tokens in its own sequence and in its unconditional reader; reasoning first, its
+    # passage's readers read both prompts again
+    return waves(n, engine.n_cells - p - p0, (3 * m + p + p0) if notes else 2 * m)
 
 
 def complete(engine: Engine, brief: Brief, sampler: Sampler, template: str = "chat", **kw) -> Update:

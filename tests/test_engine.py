@@ -80,6 +80,26 @@ def test_both_readers_in_one_batched_decode_equal_two_passes(eng):
     assert np.max(np.abs(uncond.logprobs - _chosen(_reference(eng, prompts.unconditional, ids), ids))) < 1e-4
 
 
+def test_a_prompt_decoded_once_serves_many_texts_with_the_fresh_numbers(eng):
+    """One prompt, many texts (versions under one brief, drafts of one brief, pair texts): the prompt's cells are
+    shared (seq_cp), and every number equals a fresh decode of prompt + text (a logits_all reference), top-k too."""
+    prompts = prompts_for(eng, BRIEF)
+    texts = [eng.tokenize_text(t) for t in ("The keeper counted the gulls twice.",
+                                            "Nobody climbed the lighthouse stairs after the storm, not even the cat.")]
+    many = eng.token_logprobs_many(prompts.conditional, prompts.unconditional, texts)
+    for ids, (cond, uncond) in zip(texts, many):
+        alone = eng.token_logprobs_pair(prompts.conditional, prompts.unconditional, ids)
+        assert np.array_equal(cond.logprobs, alone[0].logprobs) and np.array_equal(uncond.logprobs, alone[1].logprobs)
+        ref_c, ref_u = _reference(eng, prompts.conditional, ids), _reference(eng, prompts.unconditional, ids)
+        assert np.max(np.abs(cond.logprobs - _chosen(ref_c, ids))) < 1e-4
+        assert np.max(np.abs(uncond.logprobs - _chosen(ref_u, ids))) < 1e-4
+        # top-k: the likeliest tokens under the brief, and the same ids' log-probs without it
+        assert (cond.top_ids == np.argsort(-ref_c, axis=1, kind="stable")[:, :10]).mean() > 0.95
+        rows = np.arange(len(ids))[:, None]
+        assert np.max(np.abs(cond.top_lp - ref_c[rows, cond.top_ids])) < 1e-4
+        assert np.max(np.abs(uncond.top_lp - ref_u[rows, cond.top_ids])) < 1e-4
+
+
 def test_logprob_pass_spans_several_batches(eng):
     """Text longer than n_batch: still matches the reference, position by position."""
     text = " ".join(["The tide came in and the tide went out."] * 70)
