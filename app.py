@@ -24,6 +24,7 @@ from assistant import catalog
 from assistant.backend import LocalBackend
 from assistant.engine import DEFAULT_N_CTX
 from assistant.errors import BadInput, UserError
+from assistant.history import History
 from assistant.catalog import DEFAULT_CACHE
 from assistant.llama import EXTRA_BUFTS_MODES
 from assistant.pool import Pool, PoolConfig
@@ -136,15 +137,16 @@ def build(backend, *, annotations: Path | None = None, model_name: str = catalog
     Annotate tab when `annotations` names the file it appends to, and the JSON API (/draft, /compare, /score).
     `model_name` is what exported drafts say wrote them."""
     cancels = Cancels()   # one Stop bookkeeping: Stop on either tab ends this session's draft
+    history = History()   # draft ids: versions for the revision tools and Undo, shared by the tabs and the API
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown("# CQA writing assistant\nDescribe what you want; get drafts with a *calibrated surprise* "
                     "score: how much your brief explains words that would be surprising on their own.")
-        shared = WriteTab(backend, cancels, model_name).layout()
+        shared = WriteTab(backend, cancels, model_name, history).layout()
         CompareTab(backend, cancels).layout(shared)
-        ScoreTab(backend).layout()
+        ScoreTab(backend, history, cancels).layout()
         if annotations is not None:
             annotate.build(annotations, backend)
-        Api(backend).register()
+        Api(backend, history).register()
     return demo
 
 

@@ -39,7 +39,8 @@ from . import copying, surprise
 from .errors import BadInput
 
 SORTS = ("p", "i")     # by probability under the brief, or by i (how much the brief explains the choice)
-CLASS_WORDS = {"surprise": "calibrated surprise", "noise": "noise", "cliche": "cliché", "plain": "plain"}
+CLASS_WORDS = {"surprise": "calibrated surprise", "noise": "noise", "cliche": "cliché", "plain": "plain",
+               "unknown": "unknown (no reader without the brief read this position)"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class Alternative:
     token: int         # token id
     text: str          # its text (a piece; may start with a space)
     p: float           # p(x|Y): probability under the brief (raw distribution, before sampling)
-    p0: float          # p(x): probability without the brief
+    p0: float | None   # p(x): probability without the brief (None: unknown)
     sY: float          # bits, -log2 p(x|Y)
-    s0: float          # bits, -log2 p(x)
-    i: float           # bits, s0 - sY: how much the brief explains this choice
-    cls: str           # surprise.classify(s0, sY): surprise / noise / cliche / plain
+    s0: float | None   # bits, -log2 p(x)
+    i: float | None    # bits, s0 - sY: how much the brief explains this choice
+    cls: str           # surprise.classify(s0, sY): surprise / noise / cliche / plain ("unknown" without p(x))
     copies: bool       # writing it would copy a span of the brief (the copy rule)
     written: bool      # the token the text holds at this position
 
@@ -101,14 +102,16 @@ def sort(rows: list[Alternative], by: str = "p") -> list[Alternative]:
     """Rows by probability under the brief ("p") or by i ("i"), highest first; ties keep their order."""
     if by not in SORTS:
         raise BadInput(f"sort {by!r}: use 'p' (probability under the brief) or 'i' (bits the brief explains)")
-    return sorted(rows, key=(lambda r: -r.p) if by == "p" else (lambda r: -r.i))
+    return sorted(rows, key=(lambda r: -r.p) if by == "p" else (lambda r: -r.i if r.i is not None else math.inf))
 
 
 def _row(token: int, text: str, lp: float, lp0: float, before: str, brief_text: str, written: bool) -> Alternative:
-    sY, s0 = -lp / surprise.LN2, -lp0 / surprise.LN2
-    sY, s0 = _clean(sY), _clean(s0)
+    sY = _clean(-lp / surprise.LN2)
     joined = before + text
     copies = bool(text.strip()) and copying.copied_tokens([(len(before), len(joined))], joined, brief_text)[0]
+    if not math.isfinite(lp0):   # no unconditional reader read this position: p(x) and i are unknown
+        return Alternative(token, text, _clean(math.exp(lp)), None, sY, None, None, "unknown", bool(copies), written)
+    s0 = _clean(-lp0 / surprise.LN2)
     return Alternative(token, text, _clean(math.exp(lp)), _clean(math.exp(lp0)), sY, s0, _clean(s0 - sY),
                        surprise.classify(s0, sY), bool(copies), written)
 

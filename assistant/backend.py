@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from . import writer
+from . import revise, writer
 from .brief import NOTES_HEADER, PASSAGE_HEADER, Brief
 from .engine import Engine
 from .pool import CQA_LABEL, Pool
 from .sampler import Sampler
-from .scoring import prompts_for
+from .scoring import ScoredText, prompts_for
 from .writer import Update
 
 NOTES_MAX_TOKENS = 480      # new tokens of notes (a CQA model's run ~500 on the corpus; each whole line is a step)
@@ -59,6 +59,28 @@ class LocalBackend:
     def write_notes(self, brief: Brief, seed: int = 0) -> str:
         """The CQA model's notes for the brief, as raw text (see write_notes)."""
         return write_notes(self.pool.get(CQA_LABEL), brief, seed)
+
+    # ---- revision tools (assistant/revise.py) -------------------------------------------
+    def scored(self, brief: Brief, text: str, *, variant: str, strength: float = 1.0,
+               template: str = "chat") -> ScoredText:
+        """A pasted text's score as an object: its JSON, and the alternatives' rows (`top`)."""
+        return writer.score(self.pool.get(variant, strength), brief, text, template)
+
+    def alternatives(self, result: ScoredText, position: int, *, variant: str, strength: float = 1.0,
+                     ids: list[int] | None = None, sort: str = "p") -> list[dict]:
+        eng = self.pool.get(variant, strength)
+        return [a.to_json() for a in revise.alternatives(eng, result, position, ids, sort)]
+
+    def rewrite(self, brief: Brief, sampler: Sampler, ids: list[int], position: int, token: int, *, variant: str,
+                strength: float = 1.0, template: str = "chat", guidance: float = 0.0,
+                cancel: threading.Event | None = None) -> Iterator[Update]:
+        yield from revise.rewrite(self.pool.get(variant, strength), brief, sampler, template, ids, position, token,
+                                  guidance, cancel)
+
+    def suggest(self, brief: Brief, text: str, start: int, end: int, sampler: Sampler, *, variant: str,
+                strength: float = 1.0, template: str = "chat", n: int = 3, before: dict | None = None) -> list[dict]:
+        return [s.to_json() for s in revise.suggest(self.pool.get(variant, strength), brief, text, start, end,
+                                                    sampler, template, n, before=before)]
 
 
 def write_notes(engine: Engine, brief: Brief, seed: int = 0, max_tokens: int = NOTES_MAX_TOKENS) -> str:

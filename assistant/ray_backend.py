@@ -78,6 +78,20 @@ class EngineReplica:
     def write_notes(self, kw: dict) -> str:
         return self.backend.write_notes(**kw)
 
+    def scored(self, kw: dict):
+        return self.backend.scored(**kw)
+
+    def alternatives(self, kw: dict) -> list[dict]:
+        return self.backend.alternatives(**kw)
+
+    def rewrite(self, kw: dict):
+        for u in self.backend.rewrite(**kw):
+            u.replica = self.replica
+            yield u
+
+    def suggest(self, kw: dict) -> list[dict]:
+        return self.backend.suggest(**kw)
+
 
 def _connect(cfg: ServeConfig) -> None:
     import ray
@@ -184,6 +198,26 @@ class RayBackend:
 
     def write_notes(self, brief: Brief, seed: int = 0) -> str:
         return self._call("write_notes", dict(brief=brief, seed=seed))
+
+    def scored(self, brief: Brief, text: str, *, variant: str, strength: float = 1.0, template: str = "chat"):
+        return self._call("scored", dict(brief=brief, text=text, variant=variant, strength=strength, template=template))
+
+    def alternatives(self, result, position: int, *, variant: str, strength: float = 1.0, ids=None,
+                     sort: str = "p") -> list[dict]:
+        return self._call("alternatives", dict(result=result, position=position, variant=variant, strength=strength,
+                                               ids=ids, sort=sort))
+
+    def rewrite(self, brief: Brief, sampler: Sampler, ids, position: int, token: int, *, variant: str,
+                strength: float = 1.0, template: str = "chat", guidance: float = 0.0,
+                cancel=None) -> Iterator[Update]:
+        kw = dict(brief=brief, sampler=sampler, ids=ids, position=position, token=token, variant=variant,
+                  strength=strength, template=template, guidance=guidance)
+        yield from self._stream("rewrite", kw, cancel)
+
+    def suggest(self, brief: Brief, text: str, start: int, end: int, sampler: Sampler, *, variant: str,
+                strength: float = 1.0, template: str = "chat", n: int = 3, before=None) -> list[dict]:
+        return self._call("suggest", dict(brief=brief, text=text, start=start, end=end, sampler=sampler,
+                                          variant=variant, strength=strength, template=template, n=n, before=before))
 
 
 def _cancelled(u: Update, scored) -> Update:

@@ -78,9 +78,8 @@ def alternatives(engine: Engine, result: ScoredText, position, ids: list[int] | 
     if top is None:
         raise BadInput("this text's score kept no alternatives (a draft cut inside a token by a stop string): "
                        "score the text again to see them")
-    ids = [int(x) for x in top.ids[position]]
     written = (list(ids) if ids is not None else engine.tokenize_text(result.text))[position]
-    texts = [engine.pieces([x])[0][0] for x in ids]
+    texts = [engine.pieces([int(x)])[0][0] for x in top.ids[position]]
     a, b = result.offsets[position]
     s = result.score
     row = (result.text[a:b], -float(s.sY[position]) * surprise.LN2, -float(s.s0[position]) * surprise.LN2)
@@ -89,9 +88,11 @@ def alternatives(engine: Engine, result: ScoredText, position, ids: list[int] | 
 
 
 def rewrite(engine: Engine, brief: Brief, sampler: Sampler, template: str, ids: list[int], position, token,
-            guidance: float = 0.0, notes: bool = True, cancel: threading.Event | None = None) -> Iterator[Update]:
+            guidance: float = 0.0, cancel: threading.Event | None = None) -> Iterator[Update]:
     """Write the draft again from token `position`, which becomes `token`: Continue from ids[:position] + [token]
-    with the same settings; the new tokens' budget is what the draft had left (at least MIN_NEW_TOKENS)."""
+    with the same settings; the new tokens' budget is what the draft had left (at least MIN_NEW_TOKENS). The kept
+    tokens are a passage (a tuned model's notes are never among a score's tokens), so the model writes on from
+    them as Continue does, without reasoning again."""
     ids = list(ids or [])
     if not ids:
         raise BadText("there is no draft to rewrite: write or paste one first")
@@ -104,7 +105,7 @@ def rewrite(engine: Engine, brief: Brief, sampler: Sampler, template: str, ids: 
     prefix = ids[:position] + [token]
     left = max(sampler.max_tokens - len(prefix), MIN_NEW_TOKENS)
     yield from writer.write(engine, brief, dataclasses.replace(sampler, max_tokens=left), template, cancel,
-                            prefix_ids=prefix, guidance=guidance, notes=notes)
+                            prefix_ids=prefix, guidance=guidance, notes=True)
 
 
 def splice(text: str, start: int, end: int, sentence: str) -> str:

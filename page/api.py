@@ -9,26 +9,33 @@ user's mistake comes back as an error with its message (AppError in gradio_clien
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import gradio as gr
 
 from assistant import ranking
 from assistant.defaults import CURRENT as DEFAULTS
+from assistant.history import History
 from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, TUNED, writes_notes
+from assistant.revise import Version
+from assistant.sampler import Sampler
 
+from .api_revise import RevisionApi
 from .compare import check_tuned
 from .plumbing import SAMPLER_FIELDS, brief, check_text, n_drafts, score_json, settings, user_error_messages
 
 
 class Api:
-    def __init__(self, backend):
+    def __init__(self, backend, history: History | None = None):
         self.backend = backend
+        self.history = history or History()   # draft ids for the revision endpoints (page/api_revise.py)
 
     def register(self) -> None:
-        """The three named endpoints, inside an open gr.Blocks."""
+        """The named endpoints, inside an open gr.Blocks: /draft, /compare, /score, and the revision tools'."""
         gr.api(self.draft, api_name="draft")
         gr.api(self.compare, api_name="compare")
         gr.api(self.score, api_name="score")
+        RevisionApi(self.backend, self.history).register()
 
     def draft(self, task: str = "", intent: str = "", audience: str = "", world: str = "", text_so_far: str = "",
               model: str = BASE_LABEL, template: str = "chat", temperature: float = 0.8, top_p: float = 0.95,
@@ -54,6 +61,10 @@ class Api:
         for u in best.ranked:
             a = _answer(u, model, strength)
             a["rank_score"] = ranking.rank_score(a["score"], sampler.max_tokens) if a["score"] else None
+            version = Version(b, u.text, u.ids, u.result, model, strength, template,
+                              dataclasses.replace(sampler, seed=u.seed if u.seed is not None else sampler.seed),
+                              alpha, writes_notes(model, notes))
+            a["draft_id"] = self.history.new(version) if u.result is not None else None
             ranked.append(a)
         return {**ranked[0], "ranked": ranked}
 
@@ -80,11 +91,15 @@ class Api:
 
     def score(self, text: str, task: str = "", intent: str = "", audience: str = "", world: str = "",
               text_so_far: str = "", model: str = BASE_LABEL, template: str = "chat") -> dict:
-        """Calibrated surprise of `text` under the brief: I, H_X, H_X_given_Y, I_uncopied, tokens, ..."""
+        """Calibrated surprise of `text` under the brief: I, H_X, H_X_given_Y, I_uncopied, tokens, ..., and
+        draft_id (for /alternatives, /rewrite, /weak_spots, /suggest: a rewrite uses the model's default sampler)."""
         with user_error_messages():
             check_text({"text": text})
             b = brief(task, intent, audience, world, text_so_far)
-            return self.backend.score(b, text, variant=model, template=template)
+            scored = self.backend.scored(b, text, variant=model, template=template)
+            sampler = Sampler(max_tokens=DEFAULT_MAX_TOKENS.get(str(model), DEFAULT_MAX_TOKENS[BASE_LABEL]))
+            key = self.history.new(Version(b, scored.text, None, scored, model, 1.0, template, sampler))
+            return {**scored.to_json(), "draft_id": key}
 
 
 def _last(updates):

@@ -18,11 +18,14 @@ from assistant import atomic, card, guidance, ranking, writer
 from assistant.brief import Brief
 from assistant.defaults import CURRENT as DEFAULTS
 from assistant.errors import BadInput
+from assistant.history import History
 from assistant.pool import BASE_LABEL, CQA_LABEL, DEFAULT_MAX_TOKENS, PASSAGE_LABEL, TUNED, writes_notes
+from assistant.revise import Version
 from assistant.sampler import Sampler
 
 from .plumbing import (BRIEF_FIELDS, MAX_STRENGTH, SAMPLER_FIELDS, Cancels, brief, check_text, n_drafts,
                        notes_md, score_json, settings, user_errors)
+from .revise import CLICK_JS, Reviser, View, new_version
 
 DEFAULT_VARIANT = {"base": BASE_LABEL, "cqa": CQA_LABEL, "cqa-passage": PASSAGE_LABEL}[DEFAULTS.model]   # the grid's
 
@@ -38,10 +41,11 @@ class Shared:
 
 
 class WriteTab:
-    def __init__(self, backend, cancels: Cancels, model_name: str):
+    def __init__(self, backend, cancels: Cancels, model_name: str, history: History | None = None):
         self.backend = backend
         self.cancels = cancels
         self.model_name = model_name     # what the export calls the model: the catalog name or the file
+        self.history = history or History()   # draft ids for the revision tools (page/revise.py)
 
     @user_errors
     def generate(self, request: gr.Request, *values, continuing: bool = False):
@@ -83,7 +87,7 @@ class WriteTab:
                 live = (card.live_markdown(r), card.tokens_html(r)) if r else (gr.skip(), gr.skip())
                 yield u.text, u.notice, *live, gr.skip(), gr.skip()
             else:
-                rec = self._record(b, u, variant, sampler, template, alpha, strength)
+                rec = self._record(b, u, variant, sampler, template, alpha, strength, notes)
                 yield (u.text, u.notice + (" Stopped." if u.stop_reason == "cancelled" else "") + notes_md(u.notes),
                        *_outputs(rec), rec)
 
@@ -100,7 +104,7 @@ class WriteTab:
             records = []
             for x in u.ranked:
                 rec = self._record(b, x, variant, dataclasses.replace(sampler, seed=x.seed), template, alpha,
-                                   strength)
+                                   strength, notes)
                 rec["seed"], rec["notice"] = x.seed, x.notice + notes_md(x.notes)
                 records.append(rec)
             labels = [_rank_label(k, rec, sampler.max_tokens) for k, rec in enumerate(records, 1)]
@@ -111,8 +115,10 @@ class WriteTab:
                    gr.update(choices=labels, value=labels[0], visible=True), records)
 
     def _record(self, b: Brief, update, variant: str, sampler: Sampler, template: str, alpha: float,
-                strength: float) -> dict:
-        return {"brief": b.to_dict(), "draft": update.text, "ids": update.ids,
+                strength: float, notes: bool = True) -> dict:
+        version = Version(b, update.text, update.ids, update.result, variant, strength, template, sampler, alpha, notes)
+        return {"draft_id": new_version(self.history, version), "brief": b.to_dict(), "draft": update.text,
+                "ids": update.ids,
                 "score": score_json(update, variant, strength), "model": f"{self.model_name} ({variant})",
                 "variant": variant, "sampler": sampler.to_dict(), "template": template, "notes": update.notes,
                 "guidance": alpha, "cqa_strength": strength if variant in TUNED else None}
@@ -166,12 +172,14 @@ class WriteTab:
                     batch = gr.State([])
                     draft = gr.Textbox(label="Draft", lines=10, interactive=True, elem_id="draft")
                     card_md = gr.Markdown(elem_id="score-card")
-                    tokens = gr.HTML(elem_id="token-view")
+                    tokens = gr.HTML(elem_id="token-view", js_on_load=CLICK_JS)
                     plot = gr.Plot(label="Surprisal per token")
                     with gr.Row():
                         md_btn = gr.Button("Export Markdown")
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                    Reviser(self.backend, self.history, self.cancels).layout(
+                        "write", View(draft, notice, card_md, tokens, plot, last))
             private = dict(api_visibility="private")
             model.change(max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_name="_max_tokens_for", **private)
             model.change(lambda v: (gr.update(visible=v in TUNED), gr.update(visible=v == CQA_LABEL)), model,

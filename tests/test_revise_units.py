@@ -153,3 +153,10 @@ def test_rewrite_prompt_holds_the_context_and_no_brief_field_is_lost():
     assert "Text before the sentence:\nBefore it." in msg and "Sentence to rewrite:\nThe sentence." in msg
     assert "must lead into it):\nAfter it." in msg and msg.endswith("Write only the new sentence.")
     assert brief.rewrite_message(brief.Brief(), "", "S.", "").startswith("Text before the sentence:\n(none)")
+
+
+def test_a_position_no_unconditional_reader_read_has_unknown_p0():
+    top = alternatives.Rows(np.array([[1, 2]]), np.log([[0.6, 0.3]]), np.array([[np.nan, np.nan]]))
+    rows = alternatives.panel(top, 0, [" a", " b"], "", "", written=1)
+    assert [(r.p0, r.i, r.cls) for r in rows] == [(None, None, "unknown")] * 2
+    assert [r.token for r in alternatives.sort(rows, "i")] == [1, 2]
