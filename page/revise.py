@@ -25,7 +25,10 @@ from .plumbing import Cancels, score_json, user_errors
 
 # Clicking a token sends its position (the data-t attribute card.tokens_html writes) to the server.
 CLICK_JS = ("element.addEventListener('click', (e) => { const t = e.target.closest('.tok');"
-            " if (t && t.dataset.t !== undefined) trigger('click', {position: Number(t.dataset.t)}); });")
+            " if (!t || t.dataset.t === undefined) return;"
+            " element.querySelectorAll('.tok-picked').forEach((x) => x.classList.remove('tok-picked'));"
+            " t.classList.add('tok-picked'); trigger('click', {position: Number(t.dataset.t)}); });")
+CLICK_CSS = ".tok-picked { outline: 2px solid #1f4e8c; outline-offset: 1px; }"
 SORTS = {"probability under the brief": "p", "i (bits the brief explains)": "i"}
 N_SUGGESTIONS = 3
 
@@ -137,6 +140,10 @@ class Reviser:
         return v.text, note, card.card_markdown(r), card.tokens_html(r), card.surprisal_figure(r), rec
 
     # ---- weak spots and suggestions ------------------------------------------------------
+    def reset(self, record):
+        """A new text or version: the panel's alternatives belong to the old one."""
+        return "", gr.update(choices=[], value=None, visible=False), [], None
+
     @user_errors
     def weak_spots(self, record):
         if not (record or {}).get("draft_id"):
@@ -151,8 +158,8 @@ class Reviser:
                                                 "lowest third (or the text is too short to judge)."), \
                 gr.update(choices=[], value=None, visible=False), []
         rows = [s.to_json() for s in flagged]
-        md = "**Weak spots**, lowest I per token first:\n\n" + "\n".join(
-            f"{k}. *{s.text}*  \n   **{weakspots.KINDS[s.kind]}**: {s.reason}" for k, s in enumerate(flagged, 1))
+        md = "**Weak spots** (orange line in the text), lowest I per token first:\n\n" + "\n".join(
+            f"{k}. *{s.text}*  \n   {s.reason}" for k, s in enumerate(flagged, 1))
         labels = [f"{k}. [{weakspots.KINDS[s.kind]}] {s.text}" for k, s in enumerate(flagged, 1)]
         return card.tokens_html(r, spans), md, gr.update(choices=labels, value=labels[0], visible=True), rows
 
@@ -212,6 +219,7 @@ class Reviser:
         sort.change(self.resort, [view.record, position, sort], [head, choice, rows, position], **private("sort"))
         rewrite_btn.click(self.rewrite, [view.record, position, choice, rows], shown + [choice], **private("rewrite"))
         undo_btn.click(self.undo, view.record, shown + [choice], **private("undo"))
+        view.record.change(self.reset, view.record, [head, choice, rows, position], **private("reset"))
         view.record.change(self.weak_spots, view.record, [view.tokens, weak_md, weak_choice, weak_rows],
                            **private("weak"))
         suggest_btn.click(self.suggest, [view.record, weak_choice, weak_rows], [sugg, found, sugg_head],

@@ -13,7 +13,7 @@ from assistant.revise import Version
 from assistant.sampler import Sampler
 
 from .plumbing import BRIEF_FIELDS, Cancels, brief, check_text, user_errors
-from .revise import CLICK_JS, Reviser, View, new_version
+from .revise import CLICK_CSS, CLICK_JS, Reviser, View, new_version
 
 
 class ScoreTab:
@@ -58,7 +58,8 @@ class ScoreTab:
                 with gr.Column():
                     verdict = gr.Markdown(elem_id="score-verdict")
                     card_a, tokens_a = gr.Markdown(elem_id="score-card-a"), gr.HTML(elem_id="token-view-a",
-                                                                                     js_on_load=CLICK_JS)
+                                                                                     js_on_load=CLICK_JS,
+                                                                                     css_template=CLICK_CSS)
                     plot_a = gr.Plot()
                     Reviser(self.backend, self.history, self.cancels).layout(
                         "score", View(text_a, verdict, card_a, tokens_a, plot_a, rec_a))

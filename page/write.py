@@ -25,7 +25,7 @@ from assistant.sampler import Sampler
 
 from .plumbing import (BRIEF_FIELDS, MAX_STRENGTH, SAMPLER_FIELDS, Cancels, brief, check_text, n_drafts,
                        notes_md, score_json, settings, user_errors)
-from .revise import CLICK_JS, Reviser, View, new_version
+from .revise import CLICK_CSS, CLICK_JS, Reviser, View, new_version
 
 DEFAULT_VARIANT = {"base": BASE_LABEL, "cqa": CQA_LABEL, "cqa-passage": PASSAGE_LABEL}[DEFAULTS.model]   # the grid's
 
@@ -172,14 +172,14 @@ class WriteTab:
                     batch = gr.State([])
                     draft = gr.Textbox(label="Draft", lines=10, interactive=True, elem_id="draft")
                     card_md = gr.Markdown(elem_id="score-card")
-                    tokens = gr.HTML(elem_id="token-view", js_on_load=CLICK_JS)
+                    tokens = gr.HTML(elem_id="token-view", js_on_load=CLICK_JS, css_template=CLICK_CSS)
                     plot = gr.Plot(label="Surprisal per token")
+                    Reviser(self.backend, self.history, self.cancels).layout(
+                        "write", View(draft, notice, card_md, tokens, plot, last))
                     with gr.Row():
                         md_btn = gr.Button("Export Markdown")
                         json_btn = gr.Button("Export JSON")
                     export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
-                    Reviser(self.backend, self.history, self.cancels).layout(
-                        "write", View(draft, notice, card_md, tokens, plot, last))
             private = dict(api_visibility="private")
             model.change(max_tokens_for, [model, sampler_in[6]], sampler_in[6], api_name="_max_tokens_for", **private)
             model.change(lambda v: (gr.update(visible=v in TUNED), gr.update(visible=v == CQA_LABEL)), model,
