@@ -68,7 +68,7 @@ def test_pasted_text_alternatives_equal_a_fresh_pass(base):
     # the written token's row is the score's own numbers
     t = 4
     w = next(a for a in revise.alternatives(base, r, t) if a.written)
-    assert w.sY == pytest.approx(r.score.sY[t], abs=1e-6) and w.s0 == pytest.approx(r.score.s0[t], abs=1e-6)
+    assert w.sY == pytest.approx(r.score.sY[t], abs=1e-4) and w.s0 == pytest.approx(r.score.s0[t], abs=1e-4)
     by_i = revise.alternatives(base, r, t, sort="i")
     assert [a.i for a in by_i] == sorted((a.i for a in by_i), reverse=True)
 
