@@ -3,6 +3,10 @@
     python -m assistant score --brief BRIEF.json --text TEXT.txt [--model M] [--adapter A.gguf] --json
     python -m assistant draft --brief BRIEF.json [--adapter models/cqa/adapter.gguf --strength 1] --guidance 1.5 --json
     python -m assistant models
+    python -m assistant alternatives --brief BRIEF.json --text TEXT.txt --position 5 [--sort i] --json
+    python -m assistant rewrite --brief BRIEF.json --text TEXT.txt --position 5 --alternative 2 [--seed 1] --json
+    python -m assistant weak --brief BRIEF.json --text TEXT.txt --json
+    python -m assistant suggest --brief BRIEF.json --text TEXT.txt [--sentence 1] [--n 3] --json
 
 BRIEF.json: {"task", "intent", "audience", "world", "text_so_far"} (all strings, any may be missing).
 A user's error (assistant.errors.UserError) prints one line to stderr and exits 1; anything else is a bug
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from . import catalog, llama
 from .brief import Brief
-from .errors import UserError
+from .errors import BadInput, UserError
 
 
 def _read_text(path: str, what: str) -> str:
@@ -108,6 +112,99 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _revise_engine(args):
+    """The engine, the brief, the text and its score, for the revision verbs."""
+    from . import writer
+    from .engine import Engine
+
+    brief, text = _brief(args), _read_text(args.text, "text")
+    eng = Engine.load(args.model, lora_path=args.adapter, strength=args.strength, n_threads=args.threads,
+                      n_ctx=args.n_ctx, extra_bufts=_extra_bufts(args), cache_dir=args.cache_dir)
+    return eng, brief, text, writer.score(eng, brief, text, args.template)
+
+
+def cmd_alternatives(args) -> int:
+    from . import revise
+    eng, _, _, result = _revise_engine(args)
+    rows = revise.alternatives(eng, result, args.position, sort=args.sort)
+    if args.json:
+        print(json.dumps({"position": args.position, "alternatives": [a.to_json() for a in rows]},
+                         ensure_ascii=False, indent=1))
+        return 0
+    print(f"token {args.position}: {result.pieces[args.position]!r}; alternatives by {args.sort}:")
+    for k, a in enumerate(rows, 1):
+        i = "?" if a.i is None else f"{a.i:+.2f}"
+        p0 = "?" if a.p0 is None else f"{100 * a.p0:5.1f}"
+        print(f"{k:3d}. {a.text!r:18s} p(x|Y) {100 * a.p:5.1f} %  p(x) {p0} %  i {i} bits  {a.words}"
+              + ("  copies the brief" if a.copies else "") + ("  (written)" if a.written else "") + f"  [token {a.token}]")
+    return 0
+
+
+def cmd_rewrite(args) -> int:
+    from . import revise
+    from .sampler import Sampler
+    eng, brief, text, result = _revise_engine(args)
+    if args.token is None:
+        rows = revise.alternatives(eng, result, args.position)
+        if not 1 <= args.alternative <= len(rows):
+            raise BadInput(f"--alternative {args.alternative} must be from 1 to {len(rows)} (the panel's rows, by p)")
+        args.token = rows[args.alternative - 1].token
+    sampler = Sampler(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+    last = None
+    for last in revise.rewrite(eng, brief, sampler, args.template, eng.tokenize_text(text), args.position,
+                               args.token, guidance=args.guidance):
+        continue
+    score = last.result.to_json() if last.result else None
+    if args.json:
+        print(json.dumps({"text": last.text, "notice": last.notice, "position": args.position, "token": args.token,
+                          "score": score}, ensure_ascii=False, indent=1))
+    else:
+        print(last.text)
+        if score:
+            print(f"\nI(X;Y) = {score['I_per_token']:.3f} bits/token over {score['n_tokens']} tokens", file=sys.stderr)
+    return 0
+
+
+def cmd_weak(args) -> int:
+    from . import weakspots
+    _, _, _, result = _revise_engine(args)
+    found = weakspots.from_scored(result)
+    if args.json:
+        print(json.dumps({"sentences": [s.to_json() for s in found], "weak": [s.index for s in weakspots.weak(found)]},
+                         ensure_ascii=False, indent=1))
+        return 0
+    for s in weakspots.weak(found) or []:
+        print(f"[{s.index}] {s.text}\n    {s.reason}")
+    if not weakspots.weak(found):
+        print("no weak sentence: none falls below the text's I per token in its lowest third")
+    return 0
+
+
+def cmd_suggest(args) -> int:
+    from . import revise, weakspots
+    from .sampler import Sampler
+    eng, brief, text, result = _revise_engine(args)
+    found = weakspots.from_scored(result)
+    weak = weakspots.weak(found)
+    k = args.sentence if args.sentence is not None else (weak[0].index if weak else None)
+    if k is None:
+        raise BadInput("no weak sentence to rewrite: name one with --sentence K (from 0)")
+    if not 0 <= k < len(found):
+        raise BadInput(f"--sentence {k} is outside the text: it has {len(found)} sentences (0 to {len(found) - 1})")
+    s = found[k]
+    out = revise.suggest(eng, brief, text, s.start, s.end, Sampler(seed=args.seed), args.template, args.n,
+                         before=result.to_json())
+    if args.json:
+        print(json.dumps({"sentence": s.to_json(), "suggestions": [x.to_json() for x in out]}, ensure_ascii=False,
+                         indent=1))
+        return 0
+    print(f"[{k}] {s.text}" + (f"\n    {s.reason}" if s.reason else ""))
+    for x in out:
+        print(f"  {x.delta_I_per_token:+.3f} bits/token ({x.delta_I_uncopied_per_token:+.3f} uncopied)"
+              f"{'  restates the brief' if x.restates else ''}: {x.sentence}")
+    return 0
+
+
 def _extra_bufts(args) -> bool:
     return llama.choose_extra_bufts(args.extra_bufts, llama.system_info())[0]
 
@@ -120,6 +217,36 @@ def cmd_models(args) -> int:
             where = f"not available: {err}"
         print(f"{name:14s} {e.help} [{e.license}]\n{'':14s} {where}")
     return 0
+
+
+def _revise_parsers(sub, engine_flags) -> None:
+    """alternatives, rewrite, weak, suggest: the revision tools on a pasted text."""
+    text = argparse.ArgumentParser(add_help=False, parents=[engine_flags])
+    text.add_argument("--brief", required=True, help="BRIEF.json")
+    text.add_argument("--text", required=True, help="TEXT.txt, or - for standard input")
+    text.add_argument("--adapter", default=None, help="a GGUF LoRA adapter (CQA: models/cqa/adapter.gguf)")
+    text.add_argument("--strength", type=float, default=1.0, help="the adapter's scale, 0-2 (default 1)")
+    text.add_argument("--template", default="chat", choices=["chat", "plain"], help="prompt format")
+    text.add_argument("--json", action="store_true", help="print the result as JSON")
+    a = sub.add_parser("alternatives", help="what else could stand at a token, with p(x|Y), p(x), i", parents=[text])
+    a.add_argument("--position", type=int, required=True, help="the token, from 0 (see `score --json`'s tokens)")
+    a.add_argument("--sort", default="p", choices=["p", "i"], help="by probability under the brief, or by i")
+    a.set_defaults(fn=cmd_alternatives)
+    r = sub.add_parser("rewrite", help="write the text again from a token, with an alternative there", parents=[text])
+    r.add_argument("--position", type=int, required=True, help="the token, from 0")
+    r.add_argument("--alternative", type=int, default=1, help="row K of `alternatives` (by p; default 1)")
+    r.add_argument("--token", type=int, default=None, help="or a token id (the `token` of an alternative)")
+    r.add_argument("--guidance", type=float, default=0.0, help="brief guidance alpha, 0-3")
+    for flag, typ, default in (("--temperature", float, 0.8), ("--seed", int, 0), ("--max-tokens", int, 200)):
+        r.add_argument(flag, type=typ, default=default, help=f"sampler setting (default {default})")
+    r.set_defaults(fn=cmd_rewrite)
+    w = sub.add_parser("weak", help="the sentences the score flags, with the kind and a reason", parents=[text])
+    w.set_defaults(fn=cmd_weak)
+    g = sub.add_parser("suggest", help="rewrites of a sentence, scored in place", parents=[text])
+    g.add_argument("--sentence", type=int, default=None, help="sentence K from 0 (default: the weakest)")
+    g.add_argument("--n", type=int, default=3, help="suggestions (1-6)")
+    g.add_argument("--seed", type=int, default=0, help="first seed")
+    g.set_defaults(fn=cmd_suggest)
 
 
 def main(argv=None) -> int:
@@ -159,6 +286,7 @@ def main(argv=None) -> int:
     d.set_defaults(fn=cmd_draft)
     m = sub.add_parser("models", help="list the catalog")
     m.set_defaults(fn=cmd_models)
+    _revise_parsers(sub, engine_flags)
     args = p.parse_args(argv)
     try:
         return args.fn(args)
