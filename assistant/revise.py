@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from . import alternatives as alt
-from . import ranking, surprise, weakspots, writer
+from . import ranking, scoring, surprise, weakspots, writer
 from .brief import PASSAGE_HEADER, Brief, prompt, rewrite_message
 from .engine import Engine
 from .errors import BadInput, BadText
@@ -158,7 +158,12 @@ def suggest(engine: Engine, brief: Brief, text: str, start: int, end: int, sampl
             continue
         seen.add(_norm(new))
         found.append(new)
-    scored = [writer.score(engine, brief, splice(text, start, end, x), template).to_json() for x in found]
+    if not found:
+        return []
+    texts = [splice(text, start, end, x) for x in found]
+    for t in texts:
+        writer.check_lengths(brief, t)
+    scored = [r.to_json() for r in scoring.score_texts(engine, brief, texts, template)]   # the prompts decoded once
     order = ranking.rank(scored, base["n_tokens"])
     return [Suggestion(found[i], scored[i]["text"], scored[i],
                        scored[i]["I_per_token"] - base["I_per_token"],
