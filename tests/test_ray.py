@@ -59,6 +59,28 @@ def test_same_draft_and_score_as_in_process(backend, local):
     assert backend.score(BRIEF, "The lamp was lit.", variant="CQA-passage")["I"] == pytest.approx(passage, abs=1e-9)
 
 
+def test_revision_tools_on_ray_match_in_process(backend, local):
+    """Issue 22's backend methods on the replicas: the same alternatives, rewrite and suggestions as here."""
+    from assistant import revise
+    from assistant.errors import BadInput
+    text = "Mara lit the lamp at dusk. It was a nice day and everything was good. The sea was calm."
+    remote = backend.scored(BRIEF, text, variant="base")
+    here = writer.score(local, BRIEF, text)
+    assert remote.top is not None and (remote.top.ids == here.top.ids).all()
+    rows = backend.alternatives(remote, 3, variant="base")
+    assert rows == [a.to_json() for a in revise.alternatives(local, here, 3)]
+    token = next(r["token"] for r in rows if not r["written"])
+    ids = local.tokenize_text(text)
+    s = Sampler(seed=2, max_tokens=20)
+    got = list(backend.rewrite(BRIEF, s, ids, 3, token, variant="base"))
+    want = list(revise.rewrite(local, BRIEF, s, "chat", ids, 3, token))
+    assert got[-1].ids[3] == token and got[-1].text == want[-1].text
+    found = backend.suggest(BRIEF, text, 27, 69, Sampler(seed=0), variant="base", n=1)
+    assert found == [x.to_json() for x in revise.suggest(local, BRIEF, text, 27, 69, Sampler(seed=0), n=1)]
+    with pytest.raises(BadInput, match="outside the text"):
+        backend.alternatives(remote, 999, variant="base")
+
+
 def test_bad_input_is_the_users_error_not_a_ray_error(backend):
     with pytest.raises(writer.BriefError, match="the brief is empty"):
         list(backend.write(Brief(), Sampler(), variant="base"))
