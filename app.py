@@ -65,8 +65,10 @@ class Settings:
     extra_bufts: str = _flag("auto", "llama.cpp's extra weight buffer types: auto (off on CPUs with AMX, llama.cpp "
                              "issue 20824), on, off; checked first in a child process", "CQA_EXTRA_BUFTS",
                              choices=EXTRA_BUFTS_MODES)
-    cache_dir: Path = _flag(DEFAULT_CACHE, "cache folder (assembled models, the start-up probe's answers)",
-                            "CQA_CACHE", type=Path)
+    cache_dir: Path = _flag(DEFAULT_CACHE, "cache folder (assembled models, copies of the weights, the start-up "
+                            "probe's answers)", "CQA_CACHE", type=Path)
+    weights: str | None = _flag(None, "the model file itself (shipped) or a copy made here at first use (F32, F16, "
+                                "BF16, Q8_0); default: the measured choice for the embedded model", "CQA_WEIGHTS")
     ray: str | None = _flag(None, "run the engine as Ray Serve replicas (auto: a running local cluster, else "
                             "start one)", "CQA_RAY", metavar="auto|ADDRESS")
     replicas: int = _flag(2, "Ray: engine replicas", "CQA_REPLICAS", type=int)
@@ -97,7 +99,7 @@ class Settings:
     def pool_config(self) -> PoolConfig:
         return PoolConfig(self.model, self.adapter, self.threads or None, self.n_ctx, cqa=not self.no_cqa,
                           passage_adapter=self.passage_adapter, extra_bufts=self.extra_bufts, probe=True,
-                          cache_dir=Path(self.cache_dir))
+                          cache_dir=Path(self.cache_dir), weights=self.weights)
 
     def backend(self):
         """The in-process backend, or Ray Serve replicas with --ray (Ray is imported only then)."""

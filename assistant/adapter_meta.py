@@ -38,7 +38,7 @@ def check_adapter(lora: Path, model) -> None:
     base = read_adapter_base(lora)
     if base is None:
         return
-    if base.get("sha256") and base["sha256"] != model.sha256:
+    if base.get("sha256") and base["sha256"] != model.base_sha256:
         raise BadAdapter(f"adapter {lora} was trained for base {base.get('name', '?')} "
-                         f"(sha256 {base['sha256'][:12]}…) but {model.name} (sha256 {model.sha256[:12]}…) "
+                         f"(sha256 {base['sha256'][:12]}…) but {model.name} (sha256 {model.base_sha256[:12]}…) "
                          "is loaded: load the matching base, or retrain with `python -m finetune train`")

@@ -52,10 +52,16 @@ ENTRIES = {
 class ResolvedModel:
     name: str   # what the user asked for
     path: Path  # the GGUF file
+    base_sha256_: str | None = None   # a copy made here (assistant/copies.py): the sha256 of the file it copies
 
     @property
     def sha256(self) -> str:
         return file_sha256(self.path)
+
+    @property
+    def base_sha256(self) -> str:
+        """The weights' identity for adapters: the file's sha256, or for a copy its source's."""
+        return self.base_sha256_ or self.sha256
 
 
 def known_names() -> list[str]:

@@ -44,3 +44,10 @@ def from_choice(choice: dict) -> Defaults:
 
 
 CURRENT = UNCHANGED
+
+
+# Which weights the app serves for the embedded model: the shipped Q4_1 file, or a copy made here from it
+# (assistant/copies.py). Set by README's speed rule among the copies that pass the fidelity gate
+# (eval/results/fidelity/report.json, bench/results/serve.json; `serve_rule`); tests/test_defaults.py
+# re-applies the rule to the committed reports.
+WEIGHTS = "shipped"

@@ -33,7 +33,7 @@ from typing import ContextManager, Iterator
 
 import numpy as np
 
-from . import catalog, guidance, llama, passes
+from . import catalog, copies, guidance, llama, passes
 from .adapter_meta import check_adapter
 from .chat import Prompt
 from .draft import N_SEQUENCES, Draft, DraftRun
@@ -87,11 +87,12 @@ class Engine:
     def load(cls, name: str | None = None, *, lora_path: str | Path | None = None, strength: float = 1.0,
              n_threads: int | None = None, n_ctx: int = DEFAULT_N_CTX, n_batch: int = DEFAULT_N_BATCH,
              flash_attn: bool = False, n_gpu_layers: int | None = None, extra_bufts: bool | None = None,
-             cache_dir: Path = catalog.DEFAULT_CACHE) -> "Engine":
+             cache_dir: Path = catalog.DEFAULT_CACHE, weights: str = copies.SHIPPED) -> "Engine":
         """Resolve `name` through the catalog and load it; clear errors for bad files. `n_threads` None: all
         cores. `extra_bufts` None: llama.cpp's extra weight buffer types as llama.choose_extra_bufts decides
-        for this CPU (off where AMX is; see README, known issues)."""
-        model = catalog.resolve(name, cache_dir)
+        for this CPU (off where AMX is; see README, known issues). `weights`: the file itself ("shipped") or a
+        copy of it in another type, made in `cache_dir` at first use (assistant/copies.py)."""
+        model = copies.served(catalog.resolve(name, cache_dir), weights, cache_dir)
         n_threads = n_threads or os.cpu_count() or 1
         if n_gpu_layers is None:
             n_gpu_layers = -1 if llama.supports_gpu_offload() else 0
@@ -287,10 +288,10 @@ class Engine:
         return Lockstep(self, list(gen_ids), samplers, alpha, beta, cancel, n_known, lazy_every)
 
     def complete(self, prompt: Prompt | str, sampler: Sampler, uncond: Prompt | str | None = None,
-                 alpha: float = 0.0) -> Draft:
+                 alpha: float = 0.0, lazy_every: int = 0) -> Draft:
         """A whole draft at once, for scripts and benchmarks: a twin stream when `uncond` is given (each token
         then has both log-probs), else the sampling sequence alone."""
-        with self.draft(self.tokenize_prompt(prompt), sampler, alpha) as run:
+        with self.draft(self.tokenize_prompt(prompt), sampler, alpha, lazy_every=lazy_every) as run:
             if uncond is not None:
                 run.score_with(None, self.tokenize_prompt(uncond))
             while run.step() is not None:

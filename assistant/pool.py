@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog, llama, probe
+from . import catalog, copies, defaults, llama, probe
 from .engine import DEFAULT_N_CTX, Engine
-from .errors import BadAdapter, UnknownModel
+from .errors import BadAdapter, BadInput, UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,15 @@ class PoolConfig:
     passage_adapter: Path | str | None = None   # the passage-only adapter, likewise; None = the shipped one
     extra_bufts: str = "auto"         # llama.cpp's extra weight buffer types: auto (off on AMX CPUs), on, off
     probe: bool = False               # check the weight placement in a child process first (the app: True)
-    cache_dir: Path = catalog.DEFAULT_CACHE   # assembled models and the probe's answers
+    cache_dir: Path = catalog.DEFAULT_CACHE   # assembled models, copies of the weights, the probe's answers
+    weights: str | None = None        # the file itself ("shipped") or a copy (copies.TYPES); None: the measured
+                                      # default (defaults.WEIGHTS) for the embedded model, the file for others
 
     def __post_init__(self):
         if self.extra_bufts not in llama.EXTRA_BUFTS_MODES:
             llama.choose_extra_bufts(self.extra_bufts, "")   # raises the one clear error
+        if self.weights not in (None, copies.SHIPPED, *copies.TYPES):
+            raise BadInput(f"weights: {self.weights!r} is not one of {copies.SHIPPED}, {', '.join(copies.TYPES)}")
 
 
 # variant -> (PoolConfig field, what to call it, its training config and models/ folder)
@@ -128,7 +132,7 @@ class Pool:
         """The base weights, placed as llama.choose_extra_bufts decides, checked first in a child process when
         config.probe is set (a native crash there falls back to the safe placement instead of killing us)."""
         c = self.config
-        model = catalog.resolve(c.model, c.cache_dir)
+        model = copies.served(catalog.resolve(c.model, c.cache_dir), self.weights(), c.cache_dir)
         if c.probe:
             self.placement = probe.decide(model.path, c.extra_bufts, n_threads=c.n_threads or os.cpu_count() or 1,
                                          cache_dir=c.cache_dir)
@@ -136,4 +140,11 @@ class Pool:
             self.placement = probe.Placement(*llama.choose_extra_bufts(c.extra_bufts, llama.system_info()), False)
         log.info("weights: extra buffer types %s", self.placement.reason)
         return Engine.load(c.model, n_threads=c.n_threads, n_ctx=c.n_ctx, extra_bufts=self.placement.extra_bufts,
-                           cache_dir=c.cache_dir)
+                           cache_dir=c.cache_dir, weights=self.weights())
+
+    def weights(self) -> str:
+        """Which weights the base loads: as configured, else the measured default for the embedded model."""
+        c = self.config
+        if c.weights:
+            return c.weights
+        return defaults.WEIGHTS if c.model in (None, catalog.DEFAULT_MODEL) else copies.SHIPPED

@@ -98,6 +98,16 @@ def cmd_crosscheck(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_fidelity(args) -> int:
+    from assistant.pool import CQA_ADAPTER, PASSAGE_ADAPTER
+
+    from .fidelity import run
+    report = run(args.out, {"base": None, "CQA": CQA_ADAPTER, "CQA-passage": PASSAGE_ADAPTER},
+                 args.copies.split(","), args.threads, args.cache_dir, Path("eval/data/briefs.jsonl"))
+    print(f"wrote {args.out}/report.md; passing the gate: {', '.join(report['passing']) or 'none'}")
+    return 0
+
+
 def cmd_validate(args) -> int:
     """Pair files or brief files (told apart by their fields); every problem listed."""
     for f in args.files:
@@ -172,6 +182,14 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
                    help="required per-token mean absolute difference, bits (default 0.20)")
     common(c, "crosscheck")
     c.set_defaults(func=cmd_crosscheck)
+
+    f = sub.add_parser("fidelity", help="may a faster copy of the weights be served? copies vs transformers fp32")
+    f.add_argument("--copies", default="F32,F16,BF16,Q8_0", help="candidate copies (assistant/copies.py TYPES)")
+    f.add_argument("--out", type=Path, default=Path("eval/results/fidelity"))
+    f.add_argument("--threads", type=int, default=int(env.get("CQA_THREADS") or 0) or os.cpu_count())
+    f.add_argument("--cache-dir", type=Path, default=Path(env.get("CQA_CACHE") or Path.home() / ".cache" / "cqa"),
+                   help="where the copies are made (default $CQA_CACHE or ~/.cache/cqa)")
+    f.set_defaults(func=cmd_fidelity)
 
     v = sub.add_parser("validate", help="check pair or brief files; file:line: field: message errors")
     v.add_argument("files", nargs="+", type=Path)
