@@ -9,4 +9,7 @@ compare    the Compare tab (base vs a tuned model)
 score      the Score tab (one or two pasted versions)
 annotate   the Annotate tab (its logic is finetune/workbench.py)
 api        the JSON API: /draft, /compare, /score
+revise     the revision panel under the Write and Score tabs' tokens: alternatives at a token, rewrite from it,
+           Undo, weak sentences, Suggest and Insert
+api_revise its JSON endpoints: /alternatives, /rewrite, /undo, /weak_spots, /suggest, /insert
 """
