@@ -5,7 +5,8 @@
 
 Settings: writer (the base; CQA reasoning first; CQA writing the passage at once; the passage-only adapter)
 x brief guidance alpha x best-of-N, on the held-out briefs, the same seeds for every setting (seed 0 for
-N=1; seeds 0..N-1 for best of N, picked by the writer's own live score, `assistant.ranking`), passages cut
+N=1; seeds 0..N-1 for best of N, written side by side as the app writes them (writer.best_of) and picked
+by the writer's own live score, `assistant.ranking`), passages cut
 to the same token budget. Each picked passage is read by fixed readers that wrote and picked nothing (the
 base model with no adapter; Gemma 3 270M with the plain template, when installed): I and I over uncopied
 tokens, per token and as a total over the budget; plus brief overlap, length, distinct-2, seq-rep-4, the
@@ -35,6 +36,7 @@ RULE_METRIC = "I_uncopied_per_token"
 # The rule's guards (README, "How the app's defaults are chosen"), relative to the reference setting: GUARDS,
 # from finetune/draft_stats.py, where the preference data (python -m finetune prefer) reads them too.
 TIE = 0.01            # bits/token: differences this small go to the cheaper setting
+ENGINE = "lockstep-1"  # how drafts are written (cache keys): best of N side by side, the lazy unconditional reader
 ALPHA_SIG = 0.05      # Holm-adjusted one-sided p a setting needs to count as better than the reference
 
 
@@ -66,12 +68,13 @@ def settings(writers: list[GridWriter], alphas, best_of) -> list[Setting]:
 
 
 def pick(drafts: list[dict], n: int) -> dict:
-    """The draft a best-of-n setting shows: seed 0 alone for n=1, else the best of seeds 0..n-1 by the writer's
-    own score (`own_score`: the summary of its live score, None without a passage), under the score's copy rule."""
+    """The draft a best-of-n setting shows: seed 0 alone for n=1, else the best of seeds 0..n-1 (written side by
+    side, one batch) by the writer's own score (`own_score`: the summary of its live score, None without a
+    passage), under the score's copy rule. Its cost: the draft's seconds, or the whole batch's."""
     pool = sorted(drafts, key=lambda d: d["seed"])[:n]
     order = ranking.rank([copyrule.follow(d.get("own_score")) for d in pool], pool[0]["budget"])
     chosen = dict(pool[order[0]])
-    chosen["seconds_setting"] = sum(d["seconds"] for d in pool)
+    chosen["seconds_setting"] = pool[0]["seconds"] if n > 1 else sum(d["seconds"] for d in pool)
     return chosen
 
 
@@ -92,7 +95,7 @@ def best_of_vs_random(rows: list[dict], drafts: list[dict], brief_texts: dict) -
         w, a, n = key
         picks = [r for r in rows if (r["writer"], r["alpha"], r["n"]) == key]
         pool = [text_metrics(d["text"], brief_texts[d["brief"]]) for d in drafts
-                if d["writer"] == w and d["alpha"] == a and d["seed"] < n]
+                if d["writer"] == w and d["alpha"] == a and d.get("n", n) == n and d["seed"] < n]
         pick_m = {k: stats.mean(r[k] for r in picks if r[k] is not None) for k in ("brief_overlap", "words")}
         rand_m = {k: stats.mean(m[k] for m in pool if m[k] is not None) for k in ("brief_overlap", "words")}
         ok = (pick_m["brief_overlap"] is not None and rand_m["brief_overlap"] is not None
@@ -189,31 +192,39 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, reader_specs: list[R
     read the picks. Returns {"rows": [...], "drafts": [...], "timing": {...}}."""
     from tqdm import tqdm
 
-    n_seeds = max(best_of)
     drafts, timing = [], {}
-    total = len(writers) * len(alphas) * len(briefs) * n_seeds
+    total = len(writers) * len(alphas) * len(briefs) * sum(best_of)
     bar = tqdm(total=total, desc="grid drafts", unit="draft", file=sys.stderr, disable=not progress)
     for w in writers:
         t0 = time.perf_counter()
         with Lazy(lambda: open_writer(w)) as writer:
             for alpha in alphas:
                 for rec in briefs:
-                    for seed in range(n_seeds):
-                        s = dataclasses.replace(sampler, seed=seed)
-                        extra = notes_tokens if (w.adapter and w.notes) else 0
-                        key = cache.key("grid-draft", w.adapter_sha256, w.notes, float(alpha), rec.fields, s.to_dict(),
-                                        extra)
-                        got = cache.get(key)
-                        if got is None:
-                            got = writer().draft(rec.brief(), s, float(alpha), w.notes, extra)
-                            cache.put(key, got)
-                        if n_seeds > 1 and got.get("own_score") and not got["own_score"].get("copy_rules"):
-                            got = {**got, "own_score": _own_rescored(cache, writer, w, rec, got["text"])}
-                        drafts.append({"writer": w.name, "alpha": float(alpha), "brief": rec.id, "seed": seed,
-                                       "budget": sampler.max_tokens, **got})
-                        bar.update(1)
+                    extra = notes_tokens if (w.adapter and w.notes) else 0
+                    s = dataclasses.replace(sampler, seed=0)
+                    key = cache.key("grid-draft", ENGINE, w.adapter_sha256, w.notes, float(alpha), rec.fields,
+                                    s.to_dict(), extra)
+                    got = cache.get(key)
+                    if got is None:
+                        got = writer().draft(rec.brief(), s, float(alpha), w.notes, extra)
+                        cache.put(key, got)
+                    drafts.append({"writer": w.name, "alpha": float(alpha), "brief": rec.id, "seed": 0, "n": 1,
+                                   "budget": sampler.max_tokens, **got})
+                    bar.update(1)
+                    for n in (n for n in best_of if n > 1):     # best of n: n drafts side by side, one batch
+                        key = cache.key("grid-batch", ENGINE, w.adapter_sha256, w.notes, float(alpha), rec.fields,
+                                        s.to_dict(), extra, n)
+                        batch = cache.get(key)
+                        if batch is None:
+                            batch = writer().drafts(rec.brief(), s, float(alpha), w.notes, extra, n)
+                            cache.put(key, batch)
+                        drafts += [{"writer": w.name, "alpha": float(alpha), "brief": rec.id, "n": n,
+                                    "budget": sampler.max_tokens, **d, "seconds": batch["seconds"]}
+                                   for d in batch["drafts"]]
+                        bar.update(n)
         timing[f"write {w.name}"] = time.perf_counter() - t0   # this run: near 0 when every draft is cached
-        timing[f"write {w.name}, as measured"] = sum(d["seconds"] for d in drafts if d["writer"] == w.name)
+        timing[f"write {w.name}, as measured"] = sum(d["seconds"] for d in drafts if d["writer"] == w.name
+                                                     and (d["n"] == 1 or d["seed"] == 0))
     bar.close()
     by_id = {rec.id: rec for rec in briefs}
     rows = []
@@ -222,7 +233,7 @@ def run(briefs, writers: list[GridWriter], alphas, best_of, reader_specs: list[R
             for rec in briefs:
                 pool = [d for d in drafts if d["writer"] == w.name and d["alpha"] == float(alpha) and d["brief"] == rec.id]
                 for n in best_of:
-                    d = pick(pool, n)
+                    d = pick([d for d in pool if d["n"] == n], n)
                     rows.append({"writer": w.name, "alpha": float(alpha), "n": int(n), "brief": rec.id, "seed": d["seed"],
                                  "text": d["text"], "notes": d.get("notes", ""), "seconds": d["seconds_setting"],
                                  **text_metrics(d["text"], rec.brief().text()), "scores": {}})
@@ -243,15 +254,4 @@ def _kept(full: dict) -> dict:
     """What the cache keeps of a grid read (the record format of "grid-read" entries)."""
     got = {k: full[k] for k in ("n_tokens", "I", "I_uncopied", "I_per_token", "I_uncopied_per_token")}
     got["copy_rules"] = full.get("copy_rules")
-    return got
-
-
-def _own_rescored(cache: ScoreCache, writer: Lazy, w: GridWriter, rec, text: str) -> dict:
-    """A draft cached before own scores kept both copy rules: its writer scores the passage again as the app's
-    /score would (the brief alone, both passes), so best-of-N ranks it under the score's rule of today."""
-    key = cache.key("grid-own", w.adapter_sha256, rec.fields, text)
-    got = cache.get(key)
-    if got is None:
-        got = writer().own_score(rec.brief(), text)
-        cache.put(key, got)
     return got

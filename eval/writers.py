@@ -71,6 +71,24 @@ class EngineGridWriter:
         return {"text": passage, "n_tokens": len(ids), "stop_reason": u.stop_reason, "notes": u.notes,
                 "seconds": seconds, "own_score": own_summary(u.result) if u.result else None}
 
+    def drafts(self, brief, sampler, alpha: float, notes: bool, notes_tokens: int, n: int) -> dict:
+        """Best of n as the app writes it: n drafts side by side (seeds s..s+n-1, writer.best_of), each passage
+        cut to the budget with its own live score; "seconds": the whole batch's wall time."""
+        from assistant import writer
+
+        budget = sampler.max_tokens
+        t0 = time.perf_counter()
+        *_, last = writer.best_of(self.engine, brief, dataclasses.replace(sampler, max_tokens=budget + notes_tokens),
+                                  n, self.template, guidance=alpha, notes=notes)
+        seconds = time.perf_counter() - t0
+        out = []
+        for u in sorted(last.ranked, key=lambda u: u.seed):
+            passage = u.text if (u.result is not None or not u.text.lstrip().startswith("Notes:")) else ""
+            passage, ids, _ = cut_to_budget(self.engine, passage, budget)
+            out.append({"seed": u.seed, "text": passage, "n_tokens": len(ids), "stop_reason": u.stop_reason,
+                        "notes": u.notes, "own_score": own_summary(u.result) if u.result else None})
+        return {"drafts": out, "seconds": seconds}
+
     def own_score(self, brief, text: str) -> dict:
         """The writer's score of a passage it wrote, scored afresh: the brief alone, both passes."""
         from assistant.scoring import score_text
