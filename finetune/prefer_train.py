@@ -128,7 +128,7 @@ def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool
                      gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_seq_len, seed=cfg.seed,
                      logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=not progress,
                      use_cpu=device == "cpu", bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda"),
-                     dataloader_num_workers=0)
+                     dataloader_num_workers=0, gradient_checkpointing=False)   # 135M: memory is no issue, time is
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     t0 = time.time()
     trainer.train()

@@ -1,0 +1,100 @@
+"""`python -m finetune prefer` end to end on the real model, with tiny budgets (issue 21): two briefs, 2 drafts of
+16 tokens each from the CQA-passage writer through the app's engine, judged, filtered, paired; one DPO step
+(TRL) and one RFT step on top of the starting adapter; export; the exported adapter loads in llama.cpp and
+writes; the watch samples the trained writer. Also: the starting adapter read back from its GGUF into peft
+moves transformers' log-probs as llama.cpp's adapter moves them (so training starts from the served model).
+
+    python -m pytest -q tests/test_prefer_real.py -s      # ~1-2 min on 2 cores, 1 thread
+"""
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("trl")
+
+from assistant.engine import Engine  # noqa: E402
+from assistant.sampler import Sampler  # noqa: E402
+from finetune import crosscheck, prefer, prefer_train, render  # noqa: E402
+from finetune.model import load_base  # noqa: E402
+from finetune.prefer_config import PreferConfig  # noqa: E402
+
+THREADS = int(os.environ.get("CQA_TEST_THREADS", "1"))   # see tests/test_finetune_train_export.py
+BRIEFS = [
+    {"id": "tb-t1", "genre": "fable", "task": "Write the opening of a fable", "intent": "A tortoise who collects "
+     "lost buttons learns to give one away", "audience": "Children aged 6 to 8", "world": "A hedge by a lane; "
+     "the tortoise is called Mabel", "text_so_far": ""},
+    {"id": "tb-t2", "genre": "science fiction", "task": "Continue the scene", "intent": "The engineer realises "
+     "the station's clock has been running backwards", "audience": "Adult readers of short science fiction",
+     "world": "Relay station Kestrel, orbiting Ceres; one engineer, Ada Brun", "text_so_far": "The alarms had been "
+     "quiet for a week."},
+]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    import torch
+    torch.set_num_threads(THREADS)
+    return load_base("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("prefer")
+    f = d / "briefs.jsonl"
+    f.write_text("".join(json.dumps(b) + "\n" for b in BRIEFS))
+    return PreferConfig(corpus="", briefs=(str(f),), n_drafts=2, max_tokens=16, margin=0.0, samples=str(d / "s.jsonl"),
+                        out_dir=str(d / "dpo"), epochs=1, max_steps=1, grad_accum=1, warmup_steps=0, lr=1e-3,
+                        max_seq_len=512, threads=THREADS, watch_drafts=2, install_to=str(d / "installed"))
+
+
+def test_prefer_dpo_end_to_end(tiny, loaded):
+    r = prefer.run(tiny, progress=False, loaded=loaded)
+    assert r["n_briefs"] == 2 and r["judge"]["adapter"]
+    c = r["counts"]
+    assert c["drafts"] == 4 and c["pairs"] >= 1, c
+    m = r["metrics"]
+    assert m["recipe"] == "dpo" and m["n_pairs"] == c["pairs"] and m["prompt_tokens_as_app"]
+    assert math.isclose(m["steps"][0]["loss"], math.log(2), abs_tol=1e-3)   # reference = the starting adapter
+    out = Path(tiny.out_dir)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("judge", "reward", "pairs", "beta", "data", "device", "wall_time_s", "start_adapter", "watch"):
+        assert manifest[key] is not None, key
+    assert set(manifest["data"]["files"]) == {"drafts.jsonl", "pairs.jsonl", "chosen.jsonl"}
+    assert set(r["watch"]["rounds"]) == {"0", "0 chosen (training targets)", "1"}
+    assert (out / "report.md").is_file() and (Path(tiny.install_to) / "adapter.gguf").is_file()
+    eng = Engine.load("smollm2-135m", lora_path=r["gguf"], n_threads=THREADS)
+    try:
+        draft = eng.complete("Once upon a time", Sampler(max_tokens=6, seed=0))
+        assert draft.ids and draft.text
+    finally:
+        eng.close()
+    # a second run finds everything done: no drafts written, no training
+    again = prefer.run(tiny, stages=("briefs", "judge", "sample", "pairs", "train"), progress=False, loaded=loaded)
+    assert again["metrics"] == m
+
+
+def test_prefer_rft_reuses_the_drafts(tiny, loaded):
+    cfg = tiny.replace(recipe="rft", out_dir=str(Path(tiny.out_dir).parent / "rft"), install_to="")
+    lines = Path(cfg.samples).read_text().count("\n")
+    r = prefer.run(cfg, stages=prefer.STAGES[:6], progress=False, loaded=loaded)
+    assert Path(cfg.samples).read_text().count("\n") == lines      # the shared cache answered every draft
+    assert r["metrics"]["recipe"] == "rft" and r["metrics"]["epochs"][0]["steps"] == 1
+    assert Path(r["gguf"]).is_file() and "watch" not in r
+
+
+def test_starting_adapter_in_peft_matches_llama_cpp(tiny, loaded):
+    model, tokenizer, base = prefer_train.load_policy(tiny, loaded)
+    fmt = render.chat_formatter(base.path)
+    samples = [(render.render(prefer_train.as_annotation("x", prefer.load_briefs(tiny)[0][0].brief,
+                                                         "The buttons rattled in Mabel's shell like rain."), fmt,
+                              "passage").prompt, "The buttons rattled in Mabel's shell like rain on a tin roof.")]
+    base_eng = Engine.load("smollm2-135m", n_threads=THREADS)
+    try:
+        got = crosscheck.compare(model, base_eng, base_eng.variant(tiny.start_adapter), samples)
+    finally:
+        base_eng.close()
+    assert got["pearson_r"] > crosscheck.MIN_R, got
