@@ -83,12 +83,13 @@ def score_text(engine: Engine, brief: Brief | None, text: str, *, context: str |
     return _scored(uncond, cond.logprobs, uncond.logprobs, prompts, template, _top(cond, uncond))
 
 
-def score_texts(engine: Engine, brief: Brief, texts: list[str], template: str = "chat") -> list[ScoredText]:
-    """`score_text` for several texts under one brief (versions of a passage, drafts of one brief): the two
-    prompts are decoded once and shared by every text."""
+def score_texts(engine: Engine, brief: Brief | None, texts: list[str], template: str = "chat", *,
+                context: str | None = None) -> list[ScoredText]:
+    """`score_text` for several texts under one brief (versions of a passage, drafts of one brief, a pair's two
+    passages): the two prompts are decoded once and shared by every text; the numbers are score_text's."""
     if not texts or any(not t or not t.strip() for t in texts):
         raise EngineError("there is no text to score: write or paste some first")
-    prompts = prompts_for(engine, brief, None, template)
+    prompts = prompts_for(engine, brief, context, template)
     got = engine.token_logprobs_many(prompts.conditional, prompts.unconditional, [engine.tokenize_text(t) for t in texts])
     return [_scored(u, c.logprobs, u.logprobs, prompts, template, _top(c, u)) for c, u in got]
 

@@ -43,20 +43,17 @@ class Readers(Protocol):
 
 
 class EngineReader:
-    """assistant's Engine + score_text: each text's two passes in one batched decode."""
+    """assistant's Engine + score_texts: the texts of one brief share its two decoded prompts."""
 
     def __init__(self, engine, template: str):
         self.engine, self.template = engine, template
 
     def score_texts(self, brief, context: str | None, texts: list[str]) -> list[dict]:
-        from assistant.scoring import prompts_for, score_text
+        """Every text under one brief or context: its prompts decoded once (assistant.scoring.score_texts)."""
+        from assistant.scoring import score_texts
 
-        prompts_for(self.engine, brief, context, self.template)   # a bad template fails before any pass
-        out = []
-        for t in texts:
-            r = score_text(self.engine, brief, t, context=context, template=self.template)
-            out.append({**r.score.summary(), "copy_rules": r.copy_rules()})
-        return out
+        got = score_texts(self.engine, brief, list(texts), self.template, context=context)
+        return [{**r.score.summary(), "copy_rules": r.copy_rules()} for r in got]
 
     def close(self) -> None:
         self.engine.close()     # free llama.cpp memory now rather than at garbage collection
