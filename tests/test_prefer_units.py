@@ -217,3 +217,16 @@ def test_gguf_adapter_reads_back_into_peft_order(tmp_path):
         np.testing.assert_array_equal(back[k][0], a)
         np.testing.assert_array_equal(back[k][1], b)
     assert not np.array_equal(tensors["blk.0.attn_q.weight"][1], pairs["model.layers.0.self_attn.q_proj"][1])
+
+
+def test_the_grid_takes_the_new_writers_as_passage_writers():
+    """`python -m eval grid --passage passage=... dpo=... rft=...`: each new adapter is one more writer that
+    writes the passage at once, on the same briefs, seeds, alphas and N as the others."""
+    import argparse
+
+    from eval.grid_report import writers_from_args
+
+    a = argparse.Namespace(cqa=[], passage=["passage=models/cqa-passage/adapter.gguf",
+                                            "dpo=models/cqa-passage/adapter.gguf"])
+    ws, _ = writers_from_args(a, None)
+    assert [(w.name, w.notes) for w in ws] == [("base", True), ("passage", False), ("dpo", False)]
