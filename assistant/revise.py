@@ -24,6 +24,7 @@ from typing import Iterator
 from . import alternatives as alt
 from . import ranking, scoring, surprise, weakspots, writer
 from .brief import PASSAGE_HEADER, Brief, prompt, rewrite_message
+from .draft import MAX_LANES
 from .engine import Engine
 from .errors import BadInput, BadText
 from .sampler import Sampler
@@ -32,7 +33,7 @@ from .writer import Update
 
 MIN_NEW_TOKENS = 16        # a rewrite from near the end of a draft still gets room to write
 MAX_SUGGESTIONS = 6
-SUGGEST_TRIES = 2          # drafts per wanted suggestion at most (some come back empty or the same)
+SUGGEST_TRIES = 2          # drafts per wanted suggestion (some come back empty or the same), at most MAX_LANES
 SUGGEST_TEMPERATURE = 0.9  # a little above the writer's default: the point is to see other ways
 QUOTES = "\"“”«»"
 REWRITE_LABELS = ("New sentence:", "Rewritten sentence:", "Sentence:", f"{PASSAGE_HEADER}")
@@ -130,7 +131,8 @@ def check_span(text: str, start, end) -> tuple[int, int]:
 
 def suggest(engine: Engine, brief: Brief, text: str, start: int, end: int, sampler: Sampler, template: str = "chat",
             n: int = 3, cancel: threading.Event | None = None, before: dict | None = None) -> list[Suggestion]:
-    """Up to `n` rewrites of text[start:end] from the model, each scored in place (the whole text with it), best
+    """Up to `n` rewrites of text[start:end] from the model (2n drafts, at most 8, written side by side with seeds
+    s, s+1, ...; the first n distinct answers are kept), each scored in place (the whole text with it), best
     first by ranking.rank (I over uncopied tokens over the original text's length; restating drafts last).
     `before`: the text's score JSON when the caller has it (else it is scored here)."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SUGGESTIONS:
@@ -143,21 +145,19 @@ def suggest(engine: Engine, brief: Brief, text: str, start: int, end: int, sampl
     if template == "chat":   # a tuned model would reason first: its passage, at once (as writer's notes=False)
         gen += engine.tokenize_text(f"{PASSAGE_HEADER}\n")
     budget = min(3 * len(engine.tokenize_text(sentence)) + 16, 160)
+    lanes = min(n * SUGGEST_TRIES, MAX_LANES)   # written side by side: the prompt decoded once, one batch per step
+    samplers = [dataclasses.replace(sampler, seed=sampler.seed + k, max_tokens=budget, stop=("\n",),
+                                    temperature=max(sampler.temperature, SUGGEST_TEMPERATURE)) for k in range(lanes)]
+    with engine.drafts(gen, samplers, cancel=cancel) as group:
+        while group.active():
+            group.step()
+        raws = [run.finish().text for run in group.lanes]
     seen, found = {_norm(sentence)}, []
-    for k in range(n * SUGGEST_TRIES):
-        if len(found) == n or (cancel is not None and cancel.is_set()):
-            break
-        s = dataclasses.replace(sampler, seed=sampler.seed + k, max_tokens=budget, stop=("\n",),
-                                temperature=max(sampler.temperature, SUGGEST_TEMPERATURE))
-        with engine.draft(gen, s, cancel=cancel) as run:
-            while run.step() is not None:
-                continue
-            raw = run.finish().text
+    for raw in raws:                             # the first n distinct answers, in seed order
         new = _first_sentences(raw, n_sentences, sentence)
-        if not new or _norm(new) in seen:
-            continue
-        seen.add(_norm(new))
-        found.append(new)
+        if new and _norm(new) not in seen and len(found) < n:
+            seen.add(_norm(new))
+            found.append(new)
     if not found:
         return []
     texts = [splice(text, start, end, x) for x in found]
