@@ -160,3 +160,29 @@ def test_a_position_no_unconditional_reader_read_has_unknown_p0():
     rows = alternatives.panel(top, 0, [" a", " b"], "", "", written=1)
     assert [(r.p0, r.i, r.cls) for r in rows] == [(None, None, "unknown")] * 2
     assert [r.token for r in alternatives.sort(rows, "i")] == [1, 2]
+
+
+def test_page_labels_doctest():
+    import page.revise
+    assert doctest.testmod(page.revise).failed == 0
+
+
+def test_token_view_carries_positions_and_weak_marks():
+    from assistant import card
+    r = {"tokens": [{"token": "The", "s0": 3.0, "sY": 1.0, "i": 2.0, "copied": False, "class": "plain"},
+                    {"token": " sea", "s0": 6.0, "sY": 1.0, "i": 5.0, "copied": True, "class": "surprise"},
+                    {"token": ".", "s0": 1.0, "sY": 1.0, "i": 0.0, "copied": False, "class": "cliche"}]}
+    html = card.tokens_html(r, [(1, 3, "cliche")])
+    assert [int(x) for x in re.findall(r'data-t="(\d+)"', html)] == [0, 1, 2]
+    assert html.count("tok-weak tok-weak-cliche") == 2 and "in a weak sentence (cliché)" in html
+    assert "tok-weak" not in card.tokens_html(r)
+
+
+def test_the_card_says_what_the_score_can_and_cannot_tell():
+    from assistant import card
+    r = {"I_per_token": 0.5, "I": 5.0, "n_tokens": 10, "H_X_per_token": 3.0, "H_X": 30.0,
+         "H_X_given_Y_per_token": 2.5, "H_X_given_Y": 25.0, "n_copied": 0, "I_copied": 0.0,
+         "I_uncopied_per_token": 0.5, "classes": {"surprise": 1, "noise": 2, "cliche": 3, "plain": 4},
+         "template": "chat", "brief_overlap": 0.0, "n_words": 8}
+    md = card.card_markdown(r)
+    assert "What the score can and cannot tell" in md and "50 % of pairs" in md and "75 % with CQA" in md
