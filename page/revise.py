@@ -94,9 +94,10 @@ class Reviser:
         rows = self.backend.alternatives(v.result, position, variant=v.variant, strength=v.strength, ids=v.ids,
                                          sort=SORTS.get(sort_label, "p"))
         written = next(r for r in rows if r["written"])
+        by = sort_label if sort_label in SORTS else next(iter(SORTS))
         head = (f"**Token {position}: {written['text']!r}.** What could stand here instead, under the brief "
                 f"(p(x|Y)), without it (p(x)), and i = log2 p(x|Y) − log2 p(x): how much the brief explains the "
-                "choice. Choose one and *Rewrite from here*.")
+                f"choice; sorted by {by}. Choose one and *Rewrite from here*.")
         labels = [alt_label(k, r) for k, r in enumerate(rows, 1)]
         return head, gr.update(choices=labels, value=None, visible=True), rows, position
 
