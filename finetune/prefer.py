@@ -114,13 +114,12 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
         log.info("pairs: %s", data["counts"])
         if last < STAGES.index("train"):
             return result
-        t_train = time.time()
         metrics = prefer_train.train(cfg, data, by_id, progress, loaded)
         result["metrics"] = metrics
         if last < STAGES.index("export"):
             return result
         gguf = _export(cfg, out)
-        manifest = build_manifest(cfg, result, judge, gguf, time.time() - t_train)
+        manifest = build_manifest(cfg, result, judge, gguf, sum(e["seconds"] for e in metrics["epochs"]))
         write_json(out / MANIFEST, manifest)
         result["gguf"] = str(gguf)
         if last < STAGES.index("watch"):

@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -18,7 +19,7 @@ pytest.importorskip("trl")
 
 from assistant.engine import Engine  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
-from finetune import crosscheck, prefer, prefer_train, render  # noqa: E402
+from finetune import crosscheck, lora_gguf, prefer, prefer_train, render  # noqa: E402
 from finetune.model import load_base  # noqa: E402
 from finetune.prefer_config import PreferConfig  # noqa: E402
 
@@ -66,6 +67,9 @@ def test_prefer_dpo_end_to_end(tiny, loaded):
     assert set(manifest["data"]["files"]) == {"drafts.jsonl", "pairs.jsonl", "chosen.jsonl"}
     assert set(r["watch"]["rounds"]) == {"0", "0 chosen (training targets)", "1"}
     assert (out / "report.md").is_file() and (Path(tiny.install_to) / "adapter.gguf").is_file()
+    start, trained = lora_gguf.read(Path(tiny.start_adapter)), lora_gguf.read(Path(r["gguf"]))
+    assert set(start.tensors) == set(trained.tensors) and trained.alpha == start.alpha
+    assert any(not np.allclose(start.tensors[k][1], trained.tensors[k][1]) for k in start.tensors)   # it moved
     eng = Engine.load("smollm2-135m", lora_path=r["gguf"], n_threads=THREADS)
     try:
         draft = eng.complete("Once upon a time", Sampler(max_tokens=6, seed=0))
