@@ -110,6 +110,7 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
         reference = prefer_pairs.guard_reference(read_json(cfg.grid_report), cfg.guard_reference)
         data = prefer_pairs.build(drafts, {b.id: b.brief.text() for b in briefs}, reference, cfg.margin)
         files = _write_data(out, data)
+        write_json(out / DATA_DIR / "briefs-audit.json", {**audit, "judge": judge.to_json(), "counts": data["counts"]})
         result.update(counts=data["counts"], data_files=files, guard_reference=reference)
         log.info("pairs: %s", data["counts"])
         if last < STAGES.index("train"):

@@ -230,3 +230,15 @@ def test_the_grid_takes_the_new_writers_as_passage_writers():
                                             "dpo=models/cqa-passage/adapter.gguf"])
     ws, _ = writers_from_args(a, None)
     assert [(w.name, w.notes) for w in ws] == [("base", True), ("passage", False), ("dpo", False)]
+
+
+def test_command_line(capsys):
+    from finetune.__main__ import main
+
+    assert main(["prefer", "--print-config", "--recipe", "rft", "--beta", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert 'recipe = "rft"' in out and "beta = 0.2" in out
+    assert main(["prefer-briefs"]) == 0
+    assert "disjoint from the evaluation sets" in capsys.readouterr().out
+    assert main(["prefer", "--config", "nowhere.toml", "--stage", "briefs"]) == 1
+    assert "does not exist" in capsys.readouterr().err
