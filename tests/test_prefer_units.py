@@ -242,3 +242,27 @@ def test_command_line(capsys):
     assert "disjoint from the evaluation sets" in capsys.readouterr().out
     assert main(["prefer", "--config", "nowhere.toml", "--stage", "briefs"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_watch_beside_the_outside_reader(tmp_path, capsys):
+    """eval prefer-watch: the reward's change next to the grid reader's change for the same writer."""
+    from eval import prefer_watch
+    from eval.__main__ import main
+
+    assert doctest.testmod(prefer_watch).failed == 0
+    rounds = {"0": {"share_passing": 0.5, "all": {"reward": 0.40, "brief_overlap": 0.08, "words": 118,
+                                                  "repetition_rate": 0.0, "distinct_2": 0.96}},
+              "1": {"share_passing": 0.4, "all": {"reward": 0.55, "brief_overlap": 0.10, "words": 110,
+                                                  "repetition_rate": 0.01, "distinct_2": 0.95}}}
+    summary = {f"{w} α={a:g} N=1": {"readers": {"gemma": {"I_uncopied_per_token": i}}}
+               for w, a, i in [("passage", 0, 0.289), ("passage", 0.5, 0.477), ("dpo", 0, 0.280), ("dpo", 0.5, 0.49)]}
+    rows = prefer_watch.table({"dpo": {"rounds": rounds}}, {"summary": summary, "choice_reader": "gemma"}, "passage")
+    assert rows[0]["reward"] == (0.40, 0.55) and rows[0]["reader α=0"] == (0.289, 0.280)
+    assert rows[0]["follows"] is False        # the reward rose, the outside reader did not follow
+    run = tmp_path / "dpo"
+    run.mkdir()
+    (run / "report.json").write_text(json.dumps({"rounds": rounds}))
+    (tmp_path / "grid.json").write_text(json.dumps({"summary": summary, "choice_reader": "gemma"}))
+    assert main(["prefer-watch", "--grid", str(tmp_path / "grid.json"), "--run", f"dpo={run}"]) == 0
+    out = capsys.readouterr().out
+    assert "0.400 → 0.550" in out and "**no**" in out

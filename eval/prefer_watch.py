@@ -1,0 +1,95 @@
+"""The reward-hacking watch of issue 21, whole: the training reward before and after preference tuning (the
+judge's, on the training briefs) next to what the outside readers of the grid say on the held-out briefs.
+
+    python -m eval prefer-watch --grid eval/results/generate-grid-prefer/report.json \\
+        --run dpo=finetune/runs/prefer-dpo rft=finetune/runs/prefer-rft --start passage
+
+Per recipe: from RUN/report.json (`python -m finetune prefer`'s watch) the mean reward, brief overlap, words,
+seq-rep-4, distinct-2 and share passing the guards, round 0 (the starting writer) -> round 1 (the trained
+one); from the grid report, the trained writer's mean I over uncopied tokens per token under the outside
+reader against the starting writer's at the same setting (α 0 and α 0.5, N 1). `follows`: the outside
+reader moved the same way as the reward. A reward that rises while the reader does not follow is the
+writer learning its judge, not the craft; the README says so plainly.
+
+    >>> follows(+0.10, +0.02), follows(+0.10, -0.01), follows(-0.05, -0.02)
+    (True, False, True)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from assistant.errors import BadInput
+
+from .tables import md_table, num, pct
+
+MEASURES = ("reward", "brief_overlap", "words", "repetition_rate", "distinct_2")
+SETTINGS = ((0.0, 1), (0.5, 1))     # the one-draft settings the issue's goal is about
+
+
+def follows(reward_change: float, reader_change: float) -> bool:
+    """Did the outside reader move the way the training reward moved (same sign)?"""
+    return (reward_change > 0) == (reader_change > 0)
+
+
+def _label(writer: str, alpha: float, n: int) -> str:
+    return f"{writer} α={alpha:g} N={n}"
+
+
+def table(runs: dict[str, dict], grid: dict, start: str, reader: str | None = None) -> list[dict]:
+    """One row per recipe: watch rounds 0 and 1, and the grid's reader means of the new writer vs the start."""
+    summary = grid.get("summary") or {}
+    reader = reader or grid.get("choice_reader")
+    rows = []
+    for name, watch in runs.items():
+        rounds = watch.get("rounds", {})
+        r0, r1 = rounds.get("0", {}).get("all", {}), rounds.get("1", {}).get("all", {})
+        row = {"recipe": name, "passing": (rounds.get("0", {}).get("share_passing"),
+                                           rounds.get("1", {}).get("share_passing"))}
+        for k in MEASURES:
+            row[k] = (r0.get(k), r1.get(k))
+        for alpha, n in SETTINGS:
+            new, old = summary.get(_label(name, alpha, n)), summary.get(_label(start, alpha, n))
+            get = lambda s: s and s["readers"].get(reader, {}).get("I_uncopied_per_token")   # noqa: E731
+            row[f"reader α={alpha:g}"] = (get(old), get(new))
+        d_reward = _diff(row["reward"])
+        d_reader = _diff(row["reader α=0"])
+        row["follows"] = None if d_reward is None or d_reader is None else follows(d_reward, d_reader)
+        rows.append(row)
+    return rows
+
+
+def _diff(pair):
+    a, b = pair
+    return None if a is None or b is None else b - a
+
+
+def markdown(rows: list[dict], reader: str, start: str) -> str:
+    head = ["recipe", "reward 0 → 1", "passing", "brief overlap", "words", "seq-rep-4", "distinct-2",
+            f"{reader} α=0 ({start} → new)", f"{reader} α=0.5", "reader follows"]
+    body = []
+    for r in rows:
+        arrow = lambda k, f=".3f": f"{num(r[k][0], f)} → {num(r[k][1], f)}"   # noqa: E731
+        body.append([r["recipe"], arrow("reward"), f"{pct(r['passing'][0])} → {pct(r['passing'][1])}",
+                     f"{pct(r['brief_overlap'][0])} → {pct(r['brief_overlap'][1])}", arrow("words", ".0f"),
+                     arrow("repetition_rate"), arrow("distinct_2"), arrow("reader α=0"), arrow("reader α=0.5"),
+                     {True: "yes", False: "**no**", None: "–"}[r["follows"]]])
+    return "\n".join(md_table(head, body)) + "\n"
+
+
+def run(runs: list[str], grid_path: Path, start: str, reader: str | None) -> str:
+    grid = _read(grid_path)
+    watches = {}
+    for spec in runs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise BadInput(f"--run {spec!r}: write it as NAME=RUN_FOLDER, NAME the writer's name in the grid")
+        watches[name] = _read(Path(path) / "report.json")
+    reader = reader or grid.get("choice_reader") or ""
+    return markdown(table(watches, grid, start, reader), reader, start)
+
+
+def _read(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise BadInput(f"{path} does not exist: run `python -m finetune prefer` (watch) and `python -m eval grid` first")
+    return json.loads(Path(path).read_text(encoding="utf-8"))
