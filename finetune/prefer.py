@@ -165,7 +165,7 @@ def build_manifest(cfg: PreferConfig, result: dict, judge, gguf: Path, seconds: 
 
     base = catalog.resolve(cfg.base)
     device = "cuda" if cfg.device == "cuda" else ("cpu" if cfg.device == "cpu" else _auto_device())
-    return {"made_by": "python -m finetune prefer", "recipe": cfg.recipe, "round": 1,
+    return {"made_by": "python -m finetune prefer", "recipe": cfg.recipe, "round": cfg.round,
             "base": {"name": base.name, "file": base.path.name, "sha256": base.sha256},
             "start_adapter": {"path": cfg.start_adapter, "sha256": sha256(cfg.start_adapter)},
             "judge": judge.to_json(), "reward": REWARD, "guards": {"reference": result["guard_reference"],
@@ -203,7 +203,7 @@ def watch(cfg, briefs, drafts, engines, gguf: Path, judge_sha: str, reference, c
         new = prefer_sample.sample(briefs, lambda: trained, engines.judge_engine, sampler_for(cfg), n, cfg.template,
                                    cache, sha256(gguf), judge_sha, progress)
         rounds["1"] = prefer_pairs.watch({b: prefer_pairs.check_drafts(ds, texts[b], reference) for b, ds in new.items()})
-    return {"recipe": cfg.recipe, "drafts_per_brief": n, "n_briefs": len(briefs), "rounds": rounds,
+    return {"recipe": cfg.recipe, "round": cfg.round, "drafts_per_brief": n, "n_briefs": len(briefs), "rounds": rounds,
             "note": "reward: the judge's; outside readers: `python -m eval grid` on the held-out briefs (README)"}
 
 

@@ -59,6 +59,7 @@ class PreferConfig:
     lora_dropout: float = _f(0.0, "dropout on the LoRA input during training")
     device: str = _f("auto", "auto|cpu|cuda")
     precision: str = _f("auto", "auto|fp32|bf16 (auto: bf16 on CUDA)")
+    round: int = _f(1, "1: drafts from CQA-passage; 2: start_adapter = a round-1 model (only if round 1 helps on the grid)")
     # ---- after training ----
     watch_drafts: int = _f(2, "drafts per brief from the trained writer for the reward-hacking watch (0 = skip)")
     install_to: str = _f("", "copy the exported adapter + manifest here (e.g. models/cqa-prefer-dpo; '' = no)")
@@ -88,6 +89,7 @@ class PreferConfig:
         need(self.beta > 0, "beta", "> 0")
         need(self.epochs >= 1, "epochs", ">= 1")
         need(self.lr > 0, "lr", "> 0")
+        need(self.round >= 1, "round", ">= 1")
         for name in ("limit_briefs", "threads", "warmup_steps", "max_steps", "watch_drafts", "seed"):
             need(getattr(self, name) >= 0, name, ">= 0")
         need(self.watch_drafts <= 8, "watch_drafts", "0-8")
