@@ -115,7 +115,8 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
         log.info("pairs: %s", data["counts"])
         if last < STAGES.index("train"):
             return result
-        metrics = prefer_train.train(cfg, data, by_id, progress, loaded)
+        metrics = prefer_train.train(cfg, data, by_id, progress, loaded,
+                                     files["pairs.jsonl" if cfg.recipe == "dpo" else "chosen.jsonl"])
         result["metrics"] = metrics
         if last < STAGES.index("export"):
             return result

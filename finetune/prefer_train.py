@@ -156,12 +156,27 @@ def _same_prompt_tokens(trainer, pair: dict, briefs: dict, tokenizer, base_path:
     return same
 
 
-def train(cfg: PreferConfig, data: dict, briefs: dict, progress: bool = True, loaded=None) -> dict:
-    """Run the config's recipe unless its last epoch is already saved (then its metrics are returned)."""
+TRAINING_FIELDS = ("recipe", "start_adapter", "beta", "epochs", "lr", "warmup_steps", "batch_size", "grad_accum",
+                   "max_steps", "max_seq_len", "lora_dropout", "seed")   # a finished run is reused only if these match
+
+
+def train(cfg: PreferConfig, data: dict, briefs: dict, progress: bool = True, loaded=None, data_sha256: str = "") -> dict:
+    """Run the config's recipe unless this very run (same training fields, same data) already saved its last
+    epoch: then its metrics are returned. Another config or other data in the same folder is an error."""
+    from .train import TrainError
+
     out = Path(cfg.out_dir)
+    wanted = {k: getattr(cfg, k) for k in TRAINING_FIELDS}
     if (out / EPOCHS_DIR / f"epoch-{cfg.epochs}" / "adapter_model.safetensors").is_file() and (out / METRICS_FILE).is_file():
-        log.info("%s already holds epoch %d: training skipped", out, cfg.epochs)
-        return read_json(out / METRICS_FILE)
+        done = read_json(out / METRICS_FILE)
+        if done.get("training") == wanted and done.get("data_sha256") == data_sha256:
+            log.info("%s already holds epoch %d of this run: training skipped", out, cfg.epochs)
+            return done
+        raise TrainError(f"{out} holds a run with other training fields or data: choose another --out-dir")
     if cfg.recipe == "dpo":
-        return train_dpo(cfg, data["pairs"], briefs, progress, loaded)
-    return train_rft(cfg, data["chosen"], briefs, progress, loaded)
+        metrics = train_dpo(cfg, data["pairs"], briefs, progress, loaded)
+    else:
+        metrics = train_rft(cfg, data["chosen"], briefs, progress, loaded)
+    metrics.update(training=wanted, data_sha256=data_sha256)
+    write_json(out / METRICS_FILE, metrics)
+    return metrics

@@ -22,6 +22,7 @@ from assistant.sampler import Sampler  # noqa: E402
 from finetune import crosscheck, lora_gguf, prefer, prefer_train, render  # noqa: E402
 from finetune.model import load_base  # noqa: E402
 from finetune.prefer_config import PreferConfig  # noqa: E402
+from finetune.train import TrainError  # noqa: E402
 
 THREADS = int(os.environ.get("CQA_TEST_THREADS", "1"))   # see tests/test_finetune_train_export.py
 BRIEFS = [
@@ -79,6 +80,8 @@ def test_prefer_dpo_end_to_end(tiny, loaded):
     # a second run finds everything done: no drafts written, no training
     again = prefer.run(tiny, stages=("briefs", "judge", "sample", "pairs", "train"), progress=False, loaded=loaded)
     assert again["metrics"] == m
+    with pytest.raises(TrainError, match="other training fields"):   # the same folder with another beta: refused
+        prefer.run(tiny.replace(beta=0.5), stages=("train",), progress=False, loaded=loaded)
 
 
 def test_prefer_rft_reuses_the_drafts(tiny, loaded):
