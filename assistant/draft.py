@@ -202,11 +202,11 @@ class DraftRun:
 
     def _flush_entries(self) -> list[tuple[int, int, int, bool]]:
         """Entries that read every waiting token into the unconditional reader (rows arrive in `_filled`)."""
-        self._flush, self._pending = self._pending, []
+        ids = self.draft.ids + self._tokens
+        self._flush, self._pending = [i for i in self._pending if i < len(ids)], []   # a stop string cuts tokens
         self._flush_before = self._rows[UNCOND]
         start = self._pos[UNCOND]
         self._pos[UNCOND] = start + len(self._flush)
-        ids = self.draft.ids + self._tokens
         return [(ids[i], start + k, self.base + UNCOND, True) for k, i in enumerate(self._flush)]
 
     def absorb(self, got: dict[int, list[np.ndarray]]) -> list[Step]:

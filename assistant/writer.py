@@ -112,11 +112,10 @@ class _Writer:
     def gen_ids(self) -> tuple[list[int], int]:
         """The sampling sequence's prompt (brief prompt + text already written), and how many of its last tokens
         are a passage already written (read by the readers too)."""
-        gen_ids = self.cond_ids + self.prefix_ids
-        if self.skip_notes:   # the passage at once: the model writes under the header it was given
-            gen_ids += self.engine.tokenize_text(MARKER)
-        continuing = bool(self.prefix_ids) and self._phase_of_prefix() == "passage"
-        return gen_ids, len(self.prefix_ids) if continuing else 0
+        # the passage at once: the model writes (or goes on) under the header it was given
+        header = self.engine.tokenize_text(MARKER) if self.skip_notes else []
+        continuing = bool(self.prefix_ids) and (self.skip_notes or self._phase_of_prefix() == "passage")
+        return self.cond_ids + header + self.prefix_ids, len(self.prefix_ids) if continuing else 0
 
     def on_step(self, run: DraftRun, step, notice: str) -> Update | None:
         """After a step of this draft: its update, or None when it ended (unless the header was added)."""
@@ -133,8 +132,8 @@ class _Writer:
         return "notes" if notes and not passage.strip() else "passage"
 
     def _open(self, run: DraftRun) -> None:
-        if self.skip_notes:
-            self._start_readers(run, [])
+        if self.skip_notes:                           # the readers read the passage so far, under the brief alone
+            self._start_readers(run, list(self.prefix_ids))
         elif self.prefix_ids and self._phase_of_prefix() == "notes":
             self.phase = "notes"                      # continuing inside the notes: nothing scored yet
         elif self.prefix_ids:                         # continuing a passage: the readers score it too

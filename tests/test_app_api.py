@@ -328,5 +328,8 @@ def test_best_of_n_returns_a_ranked_list(api):
         assert r["score"]["brief_overlap"] is None or 0 <= r["score"]["brief_overlap"] <= 1
     clean = [r for r in ranked if (r["score"]["brief_overlap"] or 0) <= 0.15]
     assert [r["rank_score"] for r in clean] == sorted((r["rank_score"] for r in clean), reverse=True)
-    single = api.draft(**BRIEF, max_tokens=12, seed=6)
-    assert single["draft"] == next(r["draft"] for r in ranked if r["seed"] == 6) and len(single["ranked"]) == 1
+    # written side by side: the same seed and N give the same drafts every time (a draft of seed 6 written alone
+    # runs other kernels than a batch of three rows, so it may differ)
+    again = api.draft(**BRIEF, max_tokens=12, seed=5, n=3)["ranked"]
+    assert [(r["seed"], r["draft"]) for r in again] == [(r["seed"], r["draft"]) for r in ranked]
+    assert len(api.draft(**BRIEF, max_tokens=12, seed=6)["ranked"]) == 1
