@@ -47,7 +47,22 @@ CURRENT = UNCHANGED
 
 
 # Which weights the app serves for the embedded model: the shipped Q4_1 file, or a copy made here from it
-# (assistant/copies.py). Set by README's speed rule among the copies that pass the fidelity gate
-# (eval/results/fidelity/report.json, bench/results/serve.json; `serve_rule`); tests/test_defaults.py
-# re-applies the rule to the committed reports.
-WEIGHTS = "shipped"
+# (assistant/copies.py). Set by README's speed rule (bench/engine.py `choose`) among the copies that pass the
+# fidelity gate (eval/results/fidelity/report.json), timed in bench/results/serve.json; tests/test_defaults.py
+# re-applies the rule to the committed reports. Speed depends on the CPU's kernels: BF16 is fast where the CPU
+# has AVX512_BF16 (measured), and emulated elsewhere, so the choice holds only where llama.cpp reports the
+# features it was measured with; elsewhere the shipped file is served (not measured there).
+WEIGHTS = "BF16"
+WEIGHTS_NEED = ("AVX512_BF16",)     # llama.cpp system-info features of the CPU the rule measured on
+
+
+def weights_for(info: str, chosen: str = WEIGHTS, need: tuple[str, ...] = WEIGHTS_NEED) -> str:
+    """The measured choice on a CPU with the features it was measured with, else the shipped file.
+
+    >>> weights_for("CPU : AVX2 = 1 | AVX512 = 1 | AVX512_BF16 = 1 | OPENMP = 1")
+    'BF16'
+    >>> weights_for("CPU : AVX2 = 1 | F16C = 1 | OPENMP = 1")
+    'shipped'
+    """
+    has = all(f"{feature} = 1" in info for feature in need)
+    return chosen if has else "shipped"

@@ -59,7 +59,7 @@ class PoolConfig:
     probe: bool = False               # check the weight placement in a child process first (the app: True)
     cache_dir: Path = catalog.DEFAULT_CACHE   # assembled models, copies of the weights, the probe's answers
     weights: str | None = None        # the file itself ("shipped") or a copy (copies.TYPES); None: the measured
-                                      # default (defaults.WEIGHTS) for the embedded model, the file for others
+                                      # default (defaults.weights_for) for the embedded model, the file for others
 
     def __post_init__(self):
         if self.extra_bufts not in llama.EXTRA_BUFTS_MODES:
@@ -147,4 +147,6 @@ class Pool:
         c = self.config
         if c.weights:
             return c.weights
-        return defaults.WEIGHTS if c.model in (None, catalog.DEFAULT_MODEL) else copies.SHIPPED
+        if c.model in (None, catalog.DEFAULT_MODEL):
+            return defaults.weights_for(llama.system_info())
+        return copies.SHIPPED

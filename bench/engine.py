@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import catalog, copies, defaults, writer  # noqa: E402
+from assistant import catalog, copies, defaults, llama, writer  # noqa: E402
 from assistant.brief import Brief  # noqa: E402
 from assistant.engine import Engine  # noqa: E402
 from assistant.pool import Pool  # noqa: E402
@@ -111,13 +111,15 @@ def part_serve(threads: int, repeats: int, cache_dir: Path) -> str:
     t = _interleaved(jobs, repeats)
     totals = {w: sum(v for (x, _), v in t.items() if x == w) for w in candidates}
     serve = {"passing": gate["passing"], "seconds": {f"{w} {j}": round(v, 3) for (w, j), v in t.items()},
-             "totals": {w: round(v, 3) for w, v in totals.items()}, "threads": threads, "machine": _machine()}
+             "totals": {w: round(v, 3) for w, v in totals.items()}, "threads": threads, "machine": _machine(),
+             "system_info": llama.system_info()}
     serve["served"] = choose(serve)
     for w in candidates:
         cells = ", ".join(f"{j} {t[(w, j)]:.2f} s" for j in ("draft", "best of 4", "score"))
         print(f"(serve) {w:8s}: {cells}; total {totals[w]:.2f} s = {totals[w] / totals[copies.SHIPPED]:.2f}x shipped")
     print(f"(serve) passing the fidelity gate: {', '.join(gate['passing']) or 'none'}; the rule serves: "
-          f"{serve['served']} (app default now: {defaults.WEIGHTS})")
+          f"{serve['served']} (app default now: {defaults.WEIGHTS} where llama.cpp reports "
+          f"{', '.join(defaults.WEIGHTS_NEED)}, else shipped)")
     for eng in engines.values():
         eng.close()
     SERVE.parent.mkdir(exist_ok=True)
@@ -238,7 +240,6 @@ def part_d(threads: int, weights: str, cache_dir: Path) -> None:
 
 
 def _machine() -> str:
-    from assistant import llama
     avx = "AVX-512" if "AVX512 = 1" in llama.system_info() else "AVX2" if "AVX2 = 1" in llama.system_info() else "?"
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {avx}"
 
@@ -254,7 +255,7 @@ def main():
     a = p.parse_args()
     parts = set(a.parts.split(","))
     print(f"machine: {_machine()}, threads={a.threads}, python {platform.python_version()}; run on idle cores")
-    weights = a.weights or defaults.WEIGHTS
+    weights = a.weights or defaults.weights_for(llama.system_info())
     if "serve" in parts:
         weights = a.weights or part_serve(a.threads, a.repeats, a.cache_dir)
     if parts & {"a", "b", "c", "g"}:

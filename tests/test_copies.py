@@ -73,7 +73,8 @@ def test_bad_weights_settings_and_a_broken_source_are_clear_errors(cache, tmp_pa
 
 
 def test_the_app_serves_the_measured_default_for_the_embedded_model_only(cache, tmp_path):
-    from assistant import defaults
-    assert Pool(PoolConfig(cache_dir=cache)).weights() == defaults.WEIGHTS
+    from assistant import defaults, llama
+    assert Pool(PoolConfig(cache_dir=cache)).weights() == defaults.weights_for(llama.system_info())
+    assert defaults.weights_for("CPU : AVX2 = 1 | OPENMP = 1") == copies.SHIPPED   # not measured there
     assert Pool(PoolConfig(model=str(catalog.resolve().path), cache_dir=cache)).weights() == copies.SHIPPED
     assert Pool(PoolConfig(weights="F16", cache_dir=cache)).weights() == "F16"

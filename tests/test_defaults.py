@@ -40,3 +40,23 @@ def test_every_grid_writer_is_a_way_of_writing_the_app_offers():
     for writer, notes in grid_notes.items():
         d = defaults.from_choice({"changed": True, "writer": writer, "alpha": 0.5, "n": 4})
         assert writes_notes(label[d.model], d.reason_first) == notes, writer
+
+
+def test_the_served_weights_follow_from_the_fidelity_gate_and_the_speed_rule():
+    """The copy the app serves: one that passes the gate (re-applied to the committed fidelity report), chosen by
+    the speed rule (re-applied to the committed bench timings), on a CPU with the features it was measured on."""
+    import sys
+
+    from eval import fidelity
+    root = REPORT.parents[3]
+    sys.path.insert(0, str(root))
+    from bench import engine as bench_engine
+    gate = json.loads((root / "eval" / "results" / "fidelity" / "report.json").read_text(encoding="utf-8"))
+    assert gate["passing"] == [c for c in ("F32", "F16", "BF16", "Q8_0") if c in gate["agreement"]["base"]["pairs"]
+                               and fidelity.passes(gate, c)]
+    serve = json.loads((root / "bench" / "results" / "serve.json").read_text(encoding="utf-8"))
+    assert serve["passing"] == gate["passing"]
+    assert bench_engine.choose(serve) == serve["served"] == defaults.WEIGHTS
+    assert all(f"{f} = 1" in serve["system_info"] for f in defaults.WEIGHTS_NEED)
+    assert defaults.weights_for(serve["system_info"]) == defaults.WEIGHTS
+    assert doctest.testmod(fidelity).failed == 0

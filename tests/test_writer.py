@@ -99,6 +99,22 @@ def test_notes_cut_by_max_tokens_keep_them_and_continue_goes_on(cqa, force):
     assert more.notes.startswith(end.text.strip()) and more.text == PASSAGE and more.result is not None
 
 
+def test_continue_a_passage_written_at_once_keeps_and_scores_the_kept_text(cqa, force):
+    """Reason first off (or CQA-passage): Continue writes on after the kept passage, under the header it was given
+    before it, and the final score covers the kept text and the new one, as /score reads the whole passage."""
+    first, more = "The clocks in the shop had stopped at nine.", " All but one."
+    force(cqa, first, END)
+    _, end = run(cqa, notes=False)
+    assert end.text == first
+    force(cqa, more, END)
+    _, cont = run(cqa, notes=False, prefix_ids=end.ids)
+    assert cont.text == first + more and cont.notes == "" and cont.result.text == first + more
+    assert cont.ids[: len(end.ids)] == end.ids
+    whole = writer.score(cqa, BRIEF, first + more)
+    if whole.score.n_tokens == cont.result.score.n_tokens:
+        assert abs(whole.score.I_per_token - cont.result.score.I_per_token) < TOL
+
+
 def test_a_stop_string_inside_the_notes(cqa, force):
     force(cqa, NOTES, "\nPassage:\n", PASSAGE, END)
     _, end = run(cqa, sampler=Sampler(max_tokens=200, stop=("«",)))
