@@ -1,12 +1,12 @@
 """Which weight type batches on this CPU? Copies of the embedded model, timed for multi-sequence decode steps.
 
     python bench/copies.py                        # ~5 min on 2 idle cores
-    python bench/copies.py --types Q4_1,Q4_0 --seqs 1,2,4 --repeats 5
+    python bench/copies.py --types Q4_1,BF16 --seqs 1,2,4 --repeats 5
 
 Groundwork for issue #20 (best of N in parallel, a lazy unconditional reader): a step that decodes one token
 in each of n sequences costs, on a kernel that batches, about what one sequence costs; on the shipped Q4_1
-it costs nearly n steps. For each copy (made here with llama.cpp's quantizer from the packaged file: F16 and
-BF16 are exact dequantizations of Q4_1; Q8_0 and Q4_0 requantize, so their scores differ), with flash
+it costs nearly n steps. For each copy (made from the packaged file as the app makes it, assistant/copies.py:
+F32, F16 and BF16 dequantize Q4_1; Q8_0 requantizes it), with flash
 attention off and on: steps per second at n = 1, 2, 4, 8 sequences, the cost of an n-sequence step in
 1-sequence steps (1.0 = free batching, n = none), and a 512-token log-prob pass (logits at every token, as
 the engine asks) in tokens per second. Every
@@ -33,28 +33,20 @@ from assistant import catalog, llama  # noqa: E402
 TEXT = " ".join(["The keeper counted the gulls twice, and both times there was one too many."] * 40)
 N_STEPS = 32
 N_PASS = 512
-FTYPES = {"F16": "LLAMA_FTYPE_MOSTLY_F16", "BF16": "LLAMA_FTYPE_MOSTLY_BF16", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
-          "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 
 
-def make_copy(src: Path, name: str, folder: Path, threads: int) -> Path | None:
-    import llama_cpp
-    out = folder / f"{name}.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, FTYPES[name])
-    params.allow_requantize, params.nthread = True, threads
-    t = time.perf_counter()
-    if llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), params) != 0:
-        print(f"{name}: llama.cpp could not make this copy")
-        return None
-    print(f"{name}: made in {time.perf_counter() - t:.1f} s, {out.stat().st_size / 2**20:.0f} MiB")
+def make_copy(src: Path, name: str, folder: Path) -> Path:
+    from assistant import copies
+    out = copies.make(src, name, folder)
+    rec = copies.record(out)
+    print(f"{name}: made in {rec['seconds']:.1f} s (gguf-py), {out.stat().st_size / 2**20:.0f} MiB")
     return out
 
 
 def measure(path: Path, seqs: list[int], flash: bool, threads: int, repeats: int) -> dict:
     extra, _ = llama.choose_extra_bufts("auto", llama.system_info())
     weights = llama.Weights.load(path, 0, extra_bufts=extra)
-    ctx = llama.Context(weights, n_cells=2048, n_seq=max(seqs), n_batch=512, n_threads=threads, flash_attn=flash)
+    ctx = llama.Context(weights, n_cells=4096, n_seq=max(seqs), n_batch=512, n_threads=threads, flash_attn=flash)
     try:
         ids = weights.tokenize(TEXT.encode(), add_bos=False, special=False)
         prompt = ids[:32]
@@ -93,8 +85,8 @@ def _time(fn) -> float:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--types", default="Q4_1,F16,BF16,Q8_0,Q4_0", help="Q4_1 is the shipped file")
-    p.add_argument("--seqs", default="1,2,4,8")
+    p.add_argument("--types", default="Q4_1,F32,F16,BF16,Q8_0", help="Q4_1 is the shipped file")
+    p.add_argument("--seqs", default="1,2,4,8,16")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
@@ -105,7 +97,7 @@ def main():
     folder = Path(tempfile.mkdtemp(prefix="cqa-copies-"))
     files = {}
     for name in a.types.split(","):
-        files[name] = src if name == "Q4_1" else make_copy(src, name, folder, a.threads)
+        files[name] = src if name == "Q4_1" else make_copy(src, name, folder)
     head = "  ".join(f"n={n}: steps/s (cost)" for n in seqs)
     print(f"{'copy':6s} {'FA':3s} {head}  log-prob pass tok/s")
     for name, path in files.items():

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from assistant import atomic, copying
+from assistant import atomic, catalog, copies, copying, defaults, llama
 from assistant.errors import BadInput
 
 from . import copyrule, grid
@@ -177,9 +177,13 @@ def run_grid(args, settings: Settings, readers: Readers) -> list[Path]:
         raise BadInput("--best-of must include 1 (the reference) and hold only whole numbers >= 1")
     sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
 
+    # the writers write as the app does, on the weights it serves (the readers keep the model file: they judge)
+    weights = args.weights or (defaults.weights_for(llama.system_info())
+                                if settings.model in (None, catalog.DEFAULT_MODEL) else copies.SHIPPED)
+
     def open_writer(w: grid.GridWriter) -> EngineGridWriter:
-        return EngineGridWriter(Engine.load(settings.model, lora_path=w.adapter, n_threads=settings.threads),
-                                settings.template)
+        return EngineGridWriter(Engine.load(settings.model, lora_path=w.adapter, n_threads=settings.threads,
+                                            weights=weights), settings.template)
 
     brief_texts = {rec.id: rec.brief().text() for rec in briefs}
     t0 = time.perf_counter()
@@ -195,6 +199,7 @@ def run_grid(args, settings: Settings, readers: Readers) -> list[Path]:
     result = {"writers": [w.__dict__ for w in writers], "readers": [r.__dict__ for r in reader_specs], "notes": notes,
               "alphas": list(alphas), "best_of": list(best_of), "sampler": sampler.to_dict(),
               "notes_tokens": args.notes_tokens, "briefs_files": files_info(files), "n_briefs": len(briefs),
+              "writer_weights": weights, "engine": grid.ENGINE,
               "summary": summary, "choice_reader": chooser, "copy_rules": rules,
               "best_of_vs_random": grid.best_of_vs_random(res["rows"], res["drafts"], brief_texts),
               "choice": grid.choose(summary, chooser),
@@ -222,6 +227,7 @@ def add_parser(sub, common) -> None:
     g.add_argument("--max-tokens", type=int, default=160, help="passage tokens per draft at most")
     g.add_argument("--notes-tokens", type=int, default=NOTES_TOKENS)
     g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--weights", default=None, help="the writers' weights (default: what the app serves here)")
     g.add_argument("--pairs-report", type=Path, default=Path("eval/results/pairs-shipped/report.json"),
                    help="a pair report scored with both copied-span rules (`eval pairs`), for the copy-rule decision")
     common(g, "generate-grid")

@@ -140,7 +140,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted([*ROOT.glob("eval/results/*/report.json"), *ROOT.glob("models/*/eval/report.json")])
 
 
-@pytest.mark.parametrize("path", [p for p in COMMITTED if "summary" not in json.loads(p.read_text())],
+@pytest.mark.parametrize("path", [p for p in COMMITTED if not {"summary", "gate"} & set(json.loads(p.read_text()))],
                          ids=lambda p: str(p.parent.relative_to(ROOT)))
 def test_committed_pair_reports_render_as_committed(path):
     """report.md is a function of report.json: the committed Markdown comes back byte for byte."""
@@ -188,3 +188,12 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(eval.pair_eval, "evaluate_pairs", bug)
     with pytest.raises(KeyError, match="a bug"):
         main(["pairs", "--quiet"], env={})
+
+
+def test_the_committed_fidelity_report_renders_as_committed():
+    """eval/results/fidelity: report.md is a function of report.json, and its gate is the one applied as code."""
+    from eval import fidelity
+    folder = ROOT / "eval" / "results" / "fidelity"
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert fidelity.markdown(report) == (folder / "report.md").read_text(encoding="utf-8")
+    assert report["passing"] == [c for c in report["copies"] if c != fidelity.SHIPPED and fidelity.passes(report, c)]
