@@ -16,7 +16,7 @@ from assistant import writer
 from assistant.brief import Brief
 from assistant.engine import Engine
 from assistant.errors import UnknownModel
-from assistant.pool import PoolConfig
+from assistant.pool import Pool, PoolConfig
 from assistant.sampler import Sampler
 
 ray = pytest.importorskip("ray")
@@ -36,7 +36,8 @@ def backend():
 
 @pytest.fixture(scope="module")
 def local():
-    e = Engine.load(n_threads=1)    # the replicas' thread count: the same sums, the same draft
+    # the replicas' thread count and weights (what the app serves here): the same sums, the same draft
+    e = Engine.load(n_threads=1, weights=Pool(PoolConfig()).weights())
     yield e
     e.close()
 
