@@ -55,11 +55,21 @@ def alt_label(k: int, a: dict) -> str:
     >>> alt_label(2, {"text": " lamp", "p": 0.25, "p0": 0.0625, "i": 2.0, "class_words": "calibrated surprise",
     ...               "copies": True, "written": False})
     "2. ' lamp' · p(x|Y) 25.0 % · p(x) 6.2 % · i +2.00 bits · calibrated surprise · copies the brief"
+    >>> _pct(0.000123), _pct(0.0), _pct(1e-9)
+    ('0.012 %', '0 %', '< 0.001 %')
     """
-    p0 = "?" if a["p0"] is None else f"{100 * a['p0']:.1f} %"
+    p0 = "?" if a["p0"] is None else _pct(a["p0"])
     i = "?" if a["i"] is None else f"{a['i']:+.2f} bits"
-    return (f"{k}. {a['text']!r} · p(x|Y) {100 * a['p']:.1f} % · p(x) {p0} · i {i} · {a['class_words']}"
+    return (f"{k}. {a['text']!r} · p(x|Y) {_pct(a['p'])} · p(x) {p0} · i {i} · {a['class_words']}"
             + (" · copies the brief" if a["copies"] else "") + (" · written" if a["written"] else ""))
+
+
+def _pct(p: float) -> str:
+    """A probability as a percentage with two significant digits below 1 % (a rare word's p(x) is the point)."""
+    v = 100 * p
+    if v == 0:
+        return "0 %"
+    return f"{v:.1f} %" if v >= 1 else f"{v:.2g} %" if v >= 0.001 else "< 0.001 %"
 
 
 def _index(label) -> int:
