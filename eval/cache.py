@@ -7,15 +7,16 @@ by the sha256 of what made it (scorer version, model and adapter files, template
 an interrupted run, or a run that adds one adapter only does what is new, and a fully cached step never
 loads a model.
 
-    >>> ScoreCache.key("a", 1) == ScoreCache.key("a", 1) != ScoreCache.key("a", 2)
+    >>> c = ScoreCache(None)
+    >>> c.key("a", 1) == c.key("a", 1) != c.key("a", 2)
     True
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
+
+from assistant.jsonl_cache import JsonlCache
 
 # Bump when scoring changes (prompts, stored fields) to invalidate caches. Not bumped when the score moved from
 # 3-word to 2-word copied spans: version-2 pair and grid records carry both rules, and `copyrule.follow` reads
@@ -24,34 +25,11 @@ from typing import Callable, Generic, TypeVar
 SCORER_VERSION = 2
 
 
-class ScoreCache:
-    """Append-only JSON Lines of {"key", "value"}; a torn last line (killed run) is skipped. path None: in memory."""
+class ScoreCache(JsonlCache):
+    """The eval's cache (assistant/jsonl_cache.py), its keys versioned by SCORER_VERSION. path None: in memory."""
 
     def __init__(self, path: Path | None):
-        self.path = Path(path) if path else None
-        self._data: dict[str, dict] = {}
-        if self.path and self.path.is_file():
-            with self.path.open(encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                        self._data[rec["key"]] = rec["value"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        continue
-
-    @staticmethod
-    def key(*parts) -> str:
-        return hashlib.sha256(json.dumps([SCORER_VERSION, *parts], ensure_ascii=False).encode()).hexdigest()
-
-    def get(self, key: str) -> dict | None:
-        return self._data.get(key)
-
-    def put(self, key: str, value: dict) -> None:
-        self._data[key] = value
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+        super().__init__(path, SCORER_VERSION)
 
 
 T = TypeVar("T")

@@ -4,52 +4,29 @@
 
 Drafts come from the app's own engine and writer code (`assistant.writer.best_of`: N drafts of one brief,
 seeds s..s+N-1, the passage at once under "Passage:", live-scored), at the grid's budget and sampler. Each
-passage is then scored by the judge as `/score` scores it (`assistant.writer.score`: the brief alone, both
-passes), and its reward is the ranking score, I over uncopied tokens per token of the budget
+passage is then scored by the judge as `/score` scores it (`assistant.scoring.score_texts`, /score's numbers with
+the brief's two prompts decoded once per brief), and its reward is the ranking score, I over uncopied tokens per token of the budget
 (`assistant.ranking.rank_score`). Both steps go to an append-only JSON Lines cache keyed by what made them
-(writer or judge adapter sha256, template, brief, sampler), so an interrupted run resumes and a second
+(writer or judge adapter sha256, the weights served, template, brief, sampler), so an interrupted run resumes and a second
 recipe reuses the first one's drafts.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
 
 from assistant import ranking
+from assistant.jsonl_cache import JsonlCache
 
 CACHE_VERSION = 1
 
 
-class Cache:
-    """Append-only JSON Lines of {"key", "value"}; a torn last line (a killed run) is skipped."""
+class Cache(JsonlCache):
+    """The drafts-and-rewards cache (assistant/jsonl_cache.py); dict parts of a key are hashed with sorted keys."""
 
     def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-        self._data: dict[str, dict] = {}
-        if self.path and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                    self._data[rec["key"]] = rec["value"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-
-    @staticmethod
-    def key(*parts) -> str:
-        return hashlib.sha256(json.dumps([CACHE_VERSION, *parts], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
-
-    def get(self, key: str):
-        return self._data.get(key)
-
-    def put(self, key: str, value) -> None:
-        self._data[key] = value
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+        super().__init__(path, CACHE_VERSION, sort_keys=True)
 
 
 def write_drafts(engine, brief, sampler, n: int, template: str) -> list[dict]:
@@ -70,41 +47,48 @@ def write_drafts(engine, brief, sampler, n: int, template: str) -> list[dict]:
     return sorted(out, key=lambda d: d["seed"])
 
 
-def judge_text(engine, brief, text: str, budget: int, template: str) -> dict:
-    """The judge's score of a passage as /score gives it, and its reward (bits per budget token)."""
-    from assistant import writer
+def judge_texts(engine, brief, texts: list[str], budget: int, template: str) -> list[dict]:
+    """The judge's score of each passage as /score gives it (`assistant.scoring.score_texts`: the same numbers,
+    the brief's two prompts decoded once for all of them), and its reward (bits per budget token). An empty
+    passage has no reward."""
+    from assistant import scoring, writer
 
-    if not text.strip():
-        return {"reward": None}
-    s = writer.score(engine, brief, text, template).score
-    out = {"I_uncopied": s.I_uncopied, "I_per_token": s.I_per_token, "I_uncopied_per_token": s.I_uncopied_per_token,
-           "n_tokens": s.n_tokens}
-    out["reward"] = ranking.rank_score(out, budget)
+    out: list[dict] = [{"reward": None} for _ in texts]
+    todo = [i for i, t in enumerate(texts) if t.strip()]
+    for t in (texts[i] for i in todo):
+        writer.check_lengths(brief, t)
+    if todo:
+        for i, scored in zip(todo, scoring.score_texts(engine, brief, [texts[i] for i in todo], template, top=False)):
+            s = scored.score
+            got = {"I_uncopied": s.I_uncopied, "I_per_token": s.I_per_token,
+                   "I_uncopied_per_token": s.I_uncopied_per_token, "n_tokens": s.n_tokens}
+            got["reward"] = ranking.rank_score(got, budget)
+            out[i] = got
     return out
 
 
 def sample(briefs, writer_engine, judge_engine, sampler, n: int, template: str, cache: Cache, writer_sha: str,
-           judge_sha: str, progress: bool = True) -> dict[str, list[dict]]:
+           judge_sha: str, progress: bool = True, weights: str = "shipped") -> dict[str, list[dict]]:
     """{brief id: drafts with their judge scores and rewards}; engines are opened lazily (callables), so a fully
-    cached run loads no model."""
+    cached run loads no model. `weights`: what the engines run on (assistant/copies.py), part of every key."""
     from tqdm import tqdm
 
     out = {}
     bar = tqdm(briefs, desc="prefer drafts", unit="brief", file=sys.stderr, disable=not progress)
     for b in bar:
-        key = Cache.key("prefer-drafts", writer_sha, template, b.fields, sampler.to_dict(), n)
+        key = cache.key("prefer-drafts", writer_sha, weights, template, b.fields, sampler.to_dict(), n)
         drafts = cache.get(key)
         if drafts is None:
             drafts = write_drafts(writer_engine(), b.brief, sampler, n, template)
             cache.put(key, drafts)
-        scored = []
-        for d in drafts:
-            skey = Cache.key("prefer-judge", judge_sha, template, b.fields, d["text"], sampler.max_tokens)
-            got = cache.get(skey)
-            if got is None:
-                got = judge_text(judge_engine(), b.brief, d["text"], sampler.max_tokens, template)
-                cache.put(skey, got)
-            scored.append({"brief": b.id, **d, "judge": got, "reward": got["reward"]})
+        skeys = [cache.key("prefer-judge", judge_sha, weights, template, b.fields, d["text"], sampler.max_tokens) for d in drafts]
+        missing = [i for i, k in enumerate(skeys) if cache.get(k) is None]
+        if missing:
+            got = judge_texts(judge_engine(), b.brief, [drafts[i]["text"] for i in missing], sampler.max_tokens, template)
+            for i, g in zip(missing, got):
+                cache.put(skeys[i], g)
+        scored = [{"brief": b.id, **d, "judge": cache.get(k), "reward": cache.get(k)["reward"]}
+                  for d, k in zip(drafts, skeys)]
         out[b.id] = scored
         rewards = [d["reward"] for d in scored if d["reward"] is not None]
         if rewards:
