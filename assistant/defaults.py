@@ -1,7 +1,7 @@
 """The app's default way of writing (model, brief guidance, drafts, reason first), set from the generation grid.
 
 The values below are what README's rule chose from the committed grid report
-(eval/results/generate-grid/report.json, `eval.grid.choose`); tests/test_defaults.py checks that they still
+(eval/results/generate-grid-lockstep/report.json, `eval.grid.choose`); tests/test_defaults.py checks that they still
 follow from that report, so changing them means re-running the grid, not editing this file by hand.
 When the rule finds no setting that beats the reference within its guards, the defaults stay where they were
 before the grid: the CQA model reasoning first, no guidance, one draft (`UNCHANGED`).

@@ -8,7 +8,7 @@ I over uncopied tokens per token of the budget (`assistant.ranking.rank_score`, 
 
 Guards are hard filters, never rewards (docs/design.md §3: restating the brief raises I under every
 reader). Against the reference setting of the generation grid (base, α 0, N 1: its mean brief overlap,
-seq-rep-4 and distinct-2 in eval/results/generate-grid/report.json) a passage fails when its brief overlap
+seq-rep-4 and distinct-2 in eval/results/generate-grid-lockstep/report.json) a passage fails when its brief overlap
 is above the reference's + 0.03, its seq-rep-4 above + 0.02, its distinct-2 below - 0.03 (the grid's
 GUARDS, `finetune.draft_stats`), or its length is below 0.9x the median length of its brief's drafts.
 A failing passage is never chosen.

@@ -125,7 +125,8 @@ def test_the_committed_grid_report_renders_as_committed():
     from pathlib import Path
 
     from eval import grid_report
-    folder = Path(__file__).resolve().parents[1] / "eval" / "results" / "generate-grid"
-    result = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    assert grid_report.markdown(result) == (folder / "report.md").read_text(encoding="utf-8")
-    assert grid_report.transcript(result) == (folder / "transcript.md").read_text(encoding="utf-8")
+    for name in ("generate-grid", "generate-grid-lockstep"):
+        folder = Path(__file__).resolve().parents[1] / "eval" / "results" / name
+        result = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        assert grid_report.markdown(result) == (folder / "report.md").read_text(encoding="utf-8")
+        assert grid_report.transcript(result) == (folder / "transcript.md").read_text(encoding="utf-8")

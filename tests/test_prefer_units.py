@@ -130,7 +130,7 @@ def test_failing_draft_is_never_chosen():
 
 
 def test_guard_reference_from_the_committed_grid_report():
-    rep = json.loads(open("eval/results/generate-grid/report.json", encoding="utf-8").read())
+    rep = json.loads(open("eval/results/generate-grid-lockstep/report.json", encoding="utf-8").read())
     ref = prefer_pairs.guard_reference(rep, prefer_config.PreferConfig().guard_reference)
     assert set(ref) == set(prefer_pairs.PASSAGE_GUARDS) and 0 < ref["brief_overlap"] < 0.2
     with pytest.raises(ConfigError, match="no setting"):
