@@ -45,7 +45,8 @@ class Engines:
     def writer(self):
         if self._writer is None:
             from assistant.engine import Engine
-            self._writer = Engine.load(self.cfg.base, lora_path=self.cfg.start_adapter, n_threads=self.cfg.threads or None)
+            self._writer = Engine.load(self.cfg.base, lora_path=self.cfg.start_adapter, n_threads=self.cfg.threads or None,
+                                       weights=weights_of(self.cfg))
         return self._writer
 
     def judge_engine(self):
@@ -57,6 +58,14 @@ class Engines:
     def close(self):
         if self._writer is not None:
             self._writer.close()
+
+
+def weights_of(cfg: PreferConfig) -> str:
+    """The weights writer and judge run on: cfg.weights, "served" being the app's choice for this CPU."""
+    if cfg.weights != "served":
+        return cfg.weights
+    from assistant import defaults, llama
+    return defaults.weights_for(llama.system_info())
 
 
 def sampler_for(cfg: PreferConfig, seed: int | None = None):
@@ -102,7 +111,7 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
         cache = prefer_sample.Cache(cfg.samples)
         start_sha, judge_sha = sha256(cfg.start_adapter), judge.adapter_sha256 or "base"
         drafts = prefer_sample.sample(briefs, engines.writer, engines.judge_engine, sampler_for(cfg), cfg.n_drafts,
-                                      cfg.template, cache, start_sha, judge_sha, progress)
+                                      cfg.template, cache, start_sha, judge_sha, progress, weights_of(cfg))
         result["seconds_sample"] = time.time() - t0
         if last < STAGES.index("pairs"):
             return result
@@ -169,7 +178,7 @@ def build_manifest(cfg: PreferConfig, result: dict, judge, gguf: Path, seconds: 
     return {"made_by": "python -m finetune prefer", "recipe": cfg.recipe, "round": cfg.round,
             "base": {"name": base.name, "file": base.path.name, "sha256": base.sha256},
             "start_adapter": {"path": cfg.start_adapter, "sha256": sha256(cfg.start_adapter)},
-            "judge": judge.to_json(), "reward": REWARD, "guards": {"reference": result["guard_reference"],
+            "judge": judge.to_json(), "reward": REWARD, "sampled_on_weights": weights_of(cfg), "guards": {"reference": result["guard_reference"],
                                                                      "setting": cfg.guard_reference,
                                                                      "grid_report": cfg.grid_report},
             "data": {"briefs": result["audit"]["files"], "n_briefs": result["n_briefs"],
@@ -202,7 +211,7 @@ def watch(cfg, briefs, drafts, engines, gguf: Path, judge_sha: str, reference, c
     if n >= 2:
         trained = engines.writer().variant(gguf)
         new = prefer_sample.sample(briefs, lambda: trained, engines.judge_engine, sampler_for(cfg), n, cfg.template,
-                                   cache, sha256(gguf), judge_sha, progress)
+                                   cache, sha256(gguf), judge_sha, progress, weights_of(cfg))
         rounds["1"] = prefer_pairs.watch({b: prefer_pairs.check_drafts(ds, texts[b], reference) for b, ds in new.items()})
     return {"recipe": cfg.recipe, "round": cfg.round, "drafts_per_brief": n, "n_briefs": len(briefs), "rounds": rounds,
             "note": "reward: the judge's; outside readers: `python -m eval grid` on the held-out briefs (README)"}

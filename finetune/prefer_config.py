@@ -21,6 +21,7 @@ from .config import TrainConfig, _f, _parse_bool, _toml_value, _type_name, _type
 from .errors import ConfigError
 
 RECIPES = ("dpo", "rft")
+WEIGHTS = ("served", "shipped", "F32", "F16", "BF16")   # Q8_0 failed the fidelity gate (eval/results/fidelity)
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,13 @@ class PreferConfig:
     temperature: float = _f(0.8, "sampling temperature (the grid's; the other sampler settings are the app's)")
     seed: int = _f(0, "first sampling seed; also seeds training")
     judge_report: str = _f("eval/results/pairs-shipped/report.json", "pair report the judge is chosen from")
-    grid_report: str = _f("eval/results/generate-grid/report.json", "grid report holding the guards' reference")
+    grid_report: str = _f("eval/results/generate-grid-lockstep/report.json", "grid report holding the guards' reference")
     guard_reference: str = _f("base α=0 N=1", "the grid setting whose means the guards are relative to")
     margin: float = _f(0.05, "a passing draft is clearly worse when its reward is this much lower (bits/budget token)")
     samples: str = _f("finetune/runs/prefer/samples.jsonl", "cache of drafts and rewards, shared by the recipes")
     threads: int = _f(0, "CPU threads for llama.cpp and torch (0 = all cores)")
+    weights: str = _f("served", "weights of writer and judge: served (what the app serves on this CPU), shipped, or a "
+                      "copy made at first use (F32, F16, BF16)")
     # ---- training ----
     out_dir: str = _f("finetune/runs/prefer-dpo", "run folder: data, adapter per epoch, GGUF, manifest, report")
     beta: float = _f(0.1, "DPO beta: how far the policy may move from the starting adapter")
@@ -82,6 +85,7 @@ class PreferConfig:
                 problems.append(f"{name}: must be {what}, got {getattr(self, name)!r}")
         need(self.recipe in RECIPES, "recipe", " or ".join(RECIPES))
         need(self.template in ("chat", "plain"), "template", "chat or plain")
+        need(self.weights in WEIGHTS, "weights", ", ".join(WEIGHTS))
         need(2 <= self.n_drafts <= 8, "n_drafts", "2-8")
         need(1 <= self.max_tokens <= 2048, "max_tokens", "1-2048")
         need(0 <= self.temperature <= 2, "temperature", "0-2")

@@ -66,6 +66,7 @@ def test_prefer_dpo_end_to_end(tiny, loaded):
     for key in ("judge", "reward", "pairs", "beta", "data", "device", "wall_time_s", "start_adapter", "watch"):
         assert manifest[key] is not None, key
     assert set(manifest["data"]["files"]) == {"drafts.jsonl", "pairs.jsonl", "chosen.jsonl"}
+    assert manifest["sampled_on_weights"] == prefer.weights_of(tiny)     # "served": what the app serves on this CPU
     assert set(r["watch"]["rounds"]) == {"0", "0 chosen (training targets)", "1"}
     assert (out / "report.md").is_file() and (Path(tiny.install_to) / "adapter.gguf").is_file()
     start, trained = lora_gguf.read(Path(tiny.start_adapter)), lora_gguf.read(Path(r["gguf"]))
