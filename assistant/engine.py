@@ -91,8 +91,10 @@ class Engine:
         """Resolve `name` through the catalog and load it; clear errors for bad files. `n_threads` None: all
         cores. `extra_bufts` None: llama.cpp's extra weight buffer types as llama.choose_extra_bufts decides
         for this CPU (off where AMX is; see README, known issues). `weights`: the file itself ("shipped") or a
-        copy of it in another type, made in `cache_dir` at first use (assistant/copies.py)."""
+        copy of it in another type, made in `cache_dir` at first use (assistant/copies.py); a "+FA" suffix turns
+        flash attention on."""
         model = copies.served(catalog.resolve(name, cache_dir), weights, cache_dir)
+        flash_attn = flash_attn or copies.parse(weights)[1]
         n_threads = n_threads or os.cpu_count() or 1
         if n_gpu_layers is None:
             n_gpu_layers = -1 if llama.supports_gpu_offload() else 0
@@ -240,14 +242,15 @@ class Engine:
         ((a, b),) = self.token_logprobs_many(cond, uncond, [ids])
         return a, b
 
-    def token_logprobs_many(self, cond: Prompt | str, uncond: Prompt | str,
-                            texts: list[list[int]]) -> list[tuple[TokenLogprobs, TokenLogprobs]]:
+    def token_logprobs_many(self, cond: Prompt | str, uncond: Prompt | str, texts: list[list[int]],
+                            top: bool = True) -> list[tuple[TokenLogprobs, TokenLogprobs]]:
         """`token_logprobs_pair` for several texts under the same two prompts (versions of one passage, drafts of
-        one brief): each prompt is decoded once and its cells shared with every text (llama.cpp's seq_cp)."""
-        return self._passes([cond, uncond], [list(t) for t in texts])
+        one brief): each prompt is decoded once and its cells shared with every text (llama.cpp's seq_cp).
+        `top` False: log-probs only, no alternatives (an eval reader's or a judge's pass)."""
+        return self._passes([cond, uncond], [list(t) for t in texts], top)
 
-    def _passes(self, prompts: list, texts: list[list[int]]) -> list[list[TokenLogprobs]]:
-        return passes.run(self, prompts, texts)
+    def _passes(self, prompts: list, texts: list[list[int]], top: bool = True) -> list[list[TokenLogprobs]]:
+        return passes.run(self, prompts, texts, top)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Context]:

@@ -34,10 +34,11 @@ class TokenLogprobs:
 
 
 
-def run(engine, prompts: list, texts: list[list[int]]) -> list[list[TokenLogprobs]]:
+def run(engine, prompts: list, texts: list[list[int]], top: bool = True) -> list[list[TokenLogprobs]]:
     """Per text, one pass per prompt, one after the other in the same context. (Two sequences in one batched
     decode were measured slower on CPU: with the cells shared, each token attends over both sequences'
-    cells.) Each prompt is decoded once, into sequence 0, and shared with sequence 1 for each text."""
+    cells.) Each prompt is decoded once, into sequence 0, and shared with sequence 1 for each text.
+    `top` False: no top-k alternatives (top_ids/top_lp None), for readers that need only the log-probs."""
     if not texts or any(not ids for ids in texts):
         raise BadText("the text to score is empty")
     planned = []
@@ -62,7 +63,7 @@ def run(engine, prompts: list, texts: list[list[int]]) -> list[list[TokenLogprob
                 for j, ids in enumerate(texts):
                     ctx.remove(1)
                     ctx.copy_sequence(0, 1)
-                    out[j][k] = _read_text(ctx, last, len(p), ids, top_ids[j])
+                    out[j][k] = _read_text(ctx, last, len(p), ids, top_ids[j], top)
                     if k == 0:
                         top_ids[j] = out[j][k][1]
             except LlamaError as e:
@@ -73,16 +74,19 @@ def run(engine, prompts: list, texts: list[list[int]]) -> list[list[TokenLogprob
         result.append([TokenLogprobs(ids, pieces, offsets, lp, text, tids, tlp) for lp, tids, tlp in out[j]])
     return result
 
-def _read_text(ctx: Context, first_row: np.ndarray, start: int, ids: list[int], top_ids):
+
+def _read_text(ctx: Context, first_row: np.ndarray, start: int, ids: list[int], top_ids, top: bool = True):
     """Decode `ids` into sequence 1 after a prompt of `start` tokens whose last row is `first_row`:
-    (log-probs, top-k ids, their log-probs); the top-k ids are found here, or given (read at `top_ids`)."""
+    (log-probs, top-k ids, their log-probs); the top-k ids are found here, or given (read at `top_ids`);
+    with `top` False only the log-probs (None, None)."""
     lps = np.empty(len(ids))
     find = top_ids is None
-    tids = np.empty((len(ids), TOP_K), dtype=np.int32) if find else top_ids
-    tlp = np.empty((len(ids), TOP_K))
+    tids = (np.empty((len(ids), TOP_K), dtype=np.int32) if find else top_ids) if top else None
+    tlp = np.empty((len(ids), TOP_K)) if top else None
+
     def read(rows, at):      # rows predicting ids[at: at + len(rows)]
         lps[at: at + len(rows)] = logprobs_at(rows, np.asarray(ids[at: at + len(rows)]))
-        for r, row in enumerate(rows):
+        for r, row in (enumerate(rows) if top else ()):
             if find:
                 tids[at + r], tlp[at + r] = top_of(row)
             else:

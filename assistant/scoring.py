@@ -84,13 +84,15 @@ def score_text(engine: Engine, brief: Brief | None, text: str, *, context: str |
 
 
 def score_texts(engine: Engine, brief: Brief | None, texts: list[str], template: str = "chat", *,
-                context: str | None = None) -> list[ScoredText]:
+                context: str | None = None, top: bool = True) -> list[ScoredText]:
     """`score_text` for several texts under one brief (versions of a passage, drafts of one brief, a pair's two
-    passages): the two prompts are decoded once and shared by every text; the numbers are score_text's."""
+    passages): the two prompts are decoded once and shared by every text; the numbers are score_text's.
+    `top` False: no token alternatives (ScoredText.top None), for scores nobody will click through."""
     if not texts or any(not t or not t.strip() for t in texts):
         raise EngineError("there is no text to score: write or paste some first")
     prompts = prompts_for(engine, brief, context, template)
-    got = engine.token_logprobs_many(prompts.conditional, prompts.unconditional, [engine.tokenize_text(t) for t in texts])
+    got = engine.token_logprobs_many(prompts.conditional, prompts.unconditional, [engine.tokenize_text(t) for t in texts],
+                                     top)
     return [_scored(u, c.logprobs, u.logprobs, prompts, template, _top(c, u)) for c, u in got]
 
 

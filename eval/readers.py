@@ -52,7 +52,7 @@ class EngineReader:
         """Every text under one brief or context: its prompts decoded once (assistant.scoring.score_texts)."""
         from assistant.scoring import score_texts
 
-        got = score_texts(self.engine, brief, list(texts), self.template, context=context)
+        got = score_texts(self.engine, brief, list(texts), self.template, context=context, top=False)
         return [{**r.score.summary(), "copy_rules": r.copy_rules()} for r in got]
 
     def close(self) -> None:

@@ -98,6 +98,11 @@ def test_a_prompt_decoded_once_serves_many_texts_with_the_fresh_numbers(eng):
         rows = np.arange(len(ids))[:, None]
         assert np.max(np.abs(cond.top_lp - ref_c[rows, cond.top_ids])) < 1e-4
         assert np.max(np.abs(uncond.top_lp - ref_u[rows, cond.top_ids])) < 1e-4
+    # a reader that needs no alternatives (eval readers, the preference judge) gets the same log-probs without them
+    bare = eng.token_logprobs_many(prompts.conditional, prompts.unconditional, texts, top=False)
+    for (cond, uncond), (c, u) in zip(many, bare):
+        assert np.array_equal(cond.logprobs, c.logprobs) and np.array_equal(uncond.logprobs, u.logprobs)
+        assert c.top_ids is None and c.top_lp is None and u.top_lp is None
 
 
 def test_logprob_pass_spans_several_batches(eng):
