@@ -68,7 +68,8 @@ class Settings:
     cache_dir: Path = _flag(DEFAULT_CACHE, "cache folder (assembled models, copies of the weights, the start-up "
                             "probe's answers)", "CQA_CACHE", type=Path)
     weights: str | None = _flag(None, "the model file itself (shipped) or a copy made here at first use (F32, F16, "
-                                "BF16, Q8_0); default: the measured choice for the embedded model", "CQA_WEIGHTS")
+                                "BF16, Q8_0), each optionally +FA (flash attention, e.g. BF16+FA); default: the "
+                                "measured choice for the embedded model", "CQA_WEIGHTS")
     ray: str | None = _flag(None, "run the engine as Ray Serve replicas (auto: a running local cluster, else "
                             "start one)", "CQA_RAY", metavar="auto|ADDRESS")
     replicas: int = _flag(2, "Ray: engine replicas", "CQA_REPLICAS", type=int)

@@ -1,7 +1,7 @@
 """A faster copy of a model's weights, made here from the packaged file (gguf-py), never downloaded.
 
     >>> m = catalog.resolve()                                              # doctest: +SKIP
-    >>> copy = served(m, "F16", cache_dir)                                 # first use: ~seconds, then cached
+    >>> copy = served(m, "F16", cache_dir)      # first use: ~seconds, then cached   # doctest: +SKIP
     >>> copy.path, copy.sha256, copy.base_sha256 == m.sha256               # doctest: +SKIP
 
 llama.cpp's CPU kernels batch well for some weight types and poorly for others (bench/engine.py): the
@@ -32,19 +32,32 @@ log = logging.getLogger(__name__)
 
 SHIPPED = "shipped"        # serve the packaged file itself
 TYPES = ("F32", "F16", "BF16", "Q8_0")
+FLASH = "+FA"              # a serving spec's suffix: the same weights with llama.cpp's flash attention on
 KEY_COPY_OF = "cqa.copy_of.sha256"
 KEY_FILE_TYPE = "general.file_type"
 FILE_TYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}    # llama.cpp's LLAMA_FTYPE values
 SKIP_KEYS = ("GGUF.", "general.architecture", KEY_FILE_TYPE, KEY_COPY_OF)   # written by the writer / by us
 
 
+def parse(spec: str) -> tuple[str, bool]:
+    """A serving spec -> (the weights: SHIPPED or a copy type, flash attention on?).
+
+    >>> parse("BF16+FA"), parse("shipped")
+    (('BF16', True), ('shipped', False))
+    """
+    weights, flash = (spec[: -len(FLASH)], True) if spec.endswith(FLASH) else (spec, False)
+    if weights not in (SHIPPED, *TYPES):
+        raise BadInput(f"weights: {spec!r} is not one of {SHIPPED}, {', '.join(TYPES)}, each optionally with "
+                       f"{FLASH} (flash attention), e.g. BF16{FLASH}")
+    return weights, flash
+
+
 def served(model: catalog.ResolvedModel, weights: str, cache_dir: Path) -> catalog.ResolvedModel:
     """The model to load for a weights setting: the file itself (SHIPPED), or its copy of that type, made now
-    if it is not in the cache yet."""
+    if it is not in the cache yet. A FLASH suffix is the engine's business (Engine.load); the file is the same."""
+    weights, _ = parse(weights)
     if weights == SHIPPED:
         return model
-    if weights not in TYPES:
-        raise BadInput(f"weights: {weights!r} is not one of {SHIPPED}, {', '.join(TYPES)}")
     path = make(model.path, weights, Path(cache_dir) / "copies", model.sha256)
     return catalog.ResolvedModel(model.name, path, base_sha256_=model.sha256)
 

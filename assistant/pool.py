@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import catalog, copies, defaults, llama, probe
 from .engine import DEFAULT_N_CTX, Engine
-from .errors import BadAdapter, BadInput, UnknownModel
+from .errors import BadAdapter, UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,14 @@ class PoolConfig:
     extra_bufts: str = "auto"         # llama.cpp's extra weight buffer types: auto (off on AMX CPUs), on, off
     probe: bool = False               # check the weight placement in a child process first (the app: True)
     cache_dir: Path = catalog.DEFAULT_CACHE   # assembled models, copies of the weights, the probe's answers
-    weights: str | None = None        # the file itself ("shipped") or a copy (copies.TYPES); None: the measured
+    weights: str | None = None        # the file itself ("shipped") or a copy (copies.TYPES), "+FA": flash attention; None: the measured
                                       # default (defaults.weights_for) for the embedded model, the file for others
 
     def __post_init__(self):
         if self.extra_bufts not in llama.EXTRA_BUFTS_MODES:
             llama.choose_extra_bufts(self.extra_bufts, "")   # raises the one clear error
-        if self.weights not in (None, copies.SHIPPED, *copies.TYPES):
-            raise BadInput(f"weights: {self.weights!r} is not one of {copies.SHIPPED}, {', '.join(copies.TYPES)}")
+        if self.weights is not None:
+            copies.parse(self.weights)     # raises the one clear error
 
 
 # variant -> (PoolConfig field, what to call it, its training config and models/ folder)

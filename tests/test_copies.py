@@ -78,3 +78,25 @@ def test_the_app_serves_the_measured_default_for_the_embedded_model_only(cache, 
     assert defaults.weights_for("CPU : AVX2 = 1 | OPENMP = 1") == copies.SHIPPED   # not measured there
     assert Pool(PoolConfig(model=str(catalog.resolve().path), cache_dir=cache)).weights() == copies.SHIPPED
     assert Pool(PoolConfig(weights="F16", cache_dir=cache)).weights() == "F16"
+
+
+def test_flash_attention_is_part_of_a_serving_spec(cache):
+    """"shipped+FA": the same file, llama.cpp's flash attention on; the same model within kernel rounding, the
+    adapters load on it, and a misspelt spec is one clear error naming the choices."""
+    assert copies.parse("BF16+FA") == ("BF16", True) and copies.parse("F16") == ("F16", False)
+    with pytest.raises(BadInput, match=r"'F16\+fa' is not one of shipped, F32, F16, BF16, Q8_0, each optionally with \+FA"):
+        copies.parse("F16+fa")
+    with pytest.raises(BadInput, match=r"\+FA"):
+        PoolConfig(weights="FA")
+    assert PoolConfig(weights="BF16+FA").weights == "BF16+FA"
+    plain = Engine.load(n_threads=THREADS, cache_dir=cache)
+    flash = Engine.load(n_threads=THREADS, cache_dir=cache, weights="shipped+FA")
+    try:
+        assert flash.model.path == plain.model.path
+        p = prompts_for(plain, Brief(task="Write a line about a lighthouse keeper"))
+        for a, b in ((plain, flash), (plain.variant(CQA_ADAPTER), flash.variant(CQA_ADAPTER))):
+            la, lb = a.token_logprobs(p.conditional, TEXT), b.token_logprobs(p.conditional, TEXT)
+            assert la.ids == lb.ids and np.mean(np.abs(la.logprobs - lb.logprobs)) < 0.2   # as another kernel
+    finally:
+        flash.close()
+        plain.close()
