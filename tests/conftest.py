@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,3 +171,27 @@ def api(server) -> Api:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# ---- a real browser: Debian's chromium driven by the PyPI playwright package (never `playwright install`) ----
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def browser_page(url: str, height: int = 1100, accept_downloads: bool = False):
+    """A page of `url` in a fresh chromium, 1400 px wide, 60 s default timeout; closed when the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_context(viewport={"width": 1400, "height": height},
+                                     accept_downloads=accept_downloads).new_page()
+            pg.set_default_timeout(60_000)
+            pg.goto(url)
+            yield pg
+        finally:
+            browser.close()

@@ -6,18 +6,16 @@ validation error, fix it, save, and the file still validates with the new line a
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import _stop, launch_server
+from conftest import _stop, browser_page, launch_server, needs_chromium
 from finetune import annotations
 
 DATA = Path(__file__).parent / "data" / "finetune_valid.jsonl"
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium
 STEP_MS = 120_000
 
 
@@ -33,15 +31,9 @@ def corpus(tmp_path_factory) -> Path:
 def page(tmp_path_factory, corpus):
     server = launch_server(tmp_path_factory.mktemp("server") / "app.log", ("--annotations", str(corpus)))
     try:
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                                        "--no-first-run"])
-            pg = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
-            pg.set_default_timeout(60_000)
-            pg.goto(server.url)
+        with browser_page(server.url, height=1200) as pg:
             pg.get_by_role("tab", name="Annotate", exact=True).click()
             yield pg
-            browser.close()
     finally:
         _stop(server.proc)
 

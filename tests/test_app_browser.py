@@ -10,13 +10,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import shutil
 
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from conftest import browser_page, needs_chromium
 STEP_MS = 180_000   # one generation or scoring step; the 2 cores are shared with other work
 TASK = "Write the opening paragraph of a ghost story set in a lighthouse"
 LONG_TASK = ("Write a long, detailed story of at least two thousand words about a lighthouse keeper, "
@@ -27,22 +23,14 @@ OFF_TOPIC = ("Preheat the oven to 180 degrees, whisk the eggs with the sugar, an
              "until the batter is smooth and glossy.")
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(server.url)
+    with browser_page(server.url, accept_downloads=True) as pg:
         button(pg, "Generate").wait_for()
-        try:
-            yield pg
-        finally:
-            browser.close()
+        yield pg
 
 
 def button(pg, name: str):

@@ -6,14 +6,10 @@ see its alternatives, rewrite from one, Undo; on a pasted text, Suggest a rewrit
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from conftest import browser_page, needs_chromium
 STEP_MS = 180_000   # one generation or scoring step on 2 shared cores
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TASK = "Write the opening paragraph of a ghost story set in a lighthouse"
@@ -22,21 +18,14 @@ TEXT = ("Mara climbed the lighthouse stairs at dusk, counting the steps her brot
         "It was a nice day and everything was good. The lamp room was already warm.")
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(server.url)
+    with browser_page(server.url) as pg:
         pg.get_by_role("button", name="Generate", exact=True).wait_for()
-        try:
-            yield pg
-        finally:
-            browser.close()
+        yield pg
 
 
 def expect(locator):
