@@ -192,7 +192,9 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_crosscheck)
 
     f = sub.add_parser("fidelity", help="may a faster copy of the weights be served? copies vs transformers fp32")
-    f.add_argument("--copies", default="F32,F16,BF16,Q8_0", help="candidate copies (assistant/copies.py TYPES)")
+    f.add_argument("--copies", default="F32,F16,BF16,Q8_0,shipped+FA,F32+FA,F16+FA,BF16+FA",
+                   help="candidates: copies (assistant/copies.py TYPES) and, with +FA, any of them or the shipped file "
+                        "with flash attention (Q8_0+FA left out: Q8_0 fails the gate on its weights alone)")
     f.add_argument("--out", type=Path, default=Path("eval/results/fidelity"))
     f.add_argument("--threads", type=int, default=int(env.get("CQA_THREADS") or 0) or os.cpu_count())
     f.add_argument("--cache-dir", type=Path, default=Path(env.get("CQA_CACHE") or Path.home() / ".cache" / "cqa"),

@@ -5,7 +5,8 @@
 The truth the adapters were trained against is transformers fp32 on the dequantized GGUF weights (finetune/
 trains there), not llama.cpp on the shipped Q4_1 file, which quantizes activations to 8 bits against its
 weights. So every candidate copy (assistant/copies.py: F32, F16 and BF16 dequantize Q4_1; Q8_0 requantizes
-it) and the shipped file are scored against transformers fp32, token-aligned (the engine's ids), for the
+it; "+FA": the same weights with llama.cpp's flash attention, whose attention arithmetic differs) and the
+shipped file (flash attention off, as it has always been served) are scored against transformers fp32, token-aligned (the engine's ids), for the
 base and both shipped adapters (peft on the same weights), on 20 pair texts (eval/crosscheck.pick_pairs) and
 20 drafts of the held-out briefs (written once by the shipped base, seed 0, 160 tokens, kept in drafts.jsonl).
 
@@ -128,7 +129,7 @@ def run(out: Path, variants: dict[str, Path | None], candidates: list[str], thre
         eng = Engine.load(n_threads=threads, cache_dir=cache_dir, weights=copy)
         made[copy] = {"file": eng.model.path.name, "sha256": eng.model.sha256,
                       **({k: v for k, v in copies.record(eng.model.path).items() if k in ("seconds", "bytes")}
-                         if copy != SHIPPED else {})}
+                         if copies.parse(copy)[0] != SHIPPED else {})}
         for name, adapter in variants.items():
             v = eng if adapter is None else eng.variant(adapter)
             scores[name][copy] = read_llama(v, items)
