@@ -52,7 +52,7 @@ CURRENT = UNCHANGED
 # re-applies the rule to the committed reports. Speed depends on the CPU's kernels: BF16 is fast where the CPU
 # has AVX512_BF16 (measured), and emulated elsewhere, so the choice holds only where llama.cpp reports the
 # features it was measured with; elsewhere the shipped file is served (not measured there).
-WEIGHTS = "BF16"
+WEIGHTS = "BF16+FA"           # the BF16 copy with llama.cpp's flash attention on
 WEIGHTS_NEED = ("AVX512_BF16",)     # llama.cpp system-info features of the CPU the rule measured on
 
 
@@ -60,7 +60,7 @@ def weights_for(info: str, chosen: str = WEIGHTS, need: tuple[str, ...] = WEIGHT
     """The measured choice on a CPU with the features it was measured with, else the shipped file.
 
     >>> weights_for("CPU : AVX2 = 1 | AVX512 = 1 | AVX512_BF16 = 1 | OPENMP = 1")
-    'BF16'
+    'BF16+FA'
     >>> weights_for("CPU : AVX2 = 1 | F16C = 1 | OPENMP = 1")
     'shipped'
     """

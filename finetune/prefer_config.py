@@ -21,7 +21,8 @@ from .config import TrainConfig, _f, _parse_bool, _toml_value, _type_name, _type
 from .errors import ConfigError
 
 RECIPES = ("dpo", "rft")
-WEIGHTS = ("served", "shipped", "F32", "F16", "BF16")   # Q8_0 failed the fidelity gate (eval/results/fidelity)
+# what passed the fidelity gate (eval/results/fidelity): Q8_0 and shipped+FA did not
+WEIGHTS = ("served", "shipped", "F32", "F16", "BF16", "F32+FA", "F16+FA", "BF16+FA")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class PreferConfig:
     samples: str = _f("finetune/runs/prefer/samples.jsonl", "cache of drafts and rewards, shared by the recipes")
     threads: int = _f(0, "CPU threads for llama.cpp and torch (0 = all cores)")
     weights: str = _f("served", "weights of writer and judge: served (what the app serves on this CPU), shipped, or a "
-                      "copy made at first use (F32, F16, BF16)")
+                      "copy made at first use (F32, F16, BF16; +FA: flash attention)")
     # ---- training ----
     out_dir: str = _f("finetune/runs/prefer-dpo", "run folder: data, adapter per epoch, GGUF, manifest, report")
     beta: float = _f(0.1, "DPO beta: how far the policy may move from the starting adapter")
