@@ -55,8 +55,8 @@ def alt_label(k: int, a: dict) -> str:
     >>> alt_label(2, {"text": " lamp", "p": 0.25, "p0": 0.0625, "i": 2.0, "class_words": "calibrated surprise",
     ...               "copies": True, "written": False})
     "2. ' lamp' · p(x|Y) 25.0 % · p(x) 6.2 % · i +2.00 bits · calibrated surprise · copies the brief"
-    >>> _pct(0.000123), _pct(0.0), _pct(1e-9)
-    ('0.012 %', '0 %', '< 0.001 %')
+    >>> _pct(0.000123), _pct(0.0), _pct(1e-9), _pct(0.009996)
+    ('0.012 %', '0 %', '< 0.001 %', '1.0 %')
     """
     p0 = "?" if a["p0"] is None else _pct(a["p0"])
     i = "?" if a["i"] is None else f"{a['i']:+.2f} bits"
@@ -69,7 +69,8 @@ def _pct(p: float) -> str:
     v = 100 * p
     if v == 0:
         return "0 %"
-    return f"{v:.1f} %" if v >= 1 else f"{v:.2g} %" if v >= 0.001 else "< 0.001 %"
+    # from 0.995 % up two significant digits would round to a bare "1": one decimal, like every value above
+    return f"{v:.1f} %" if v >= 0.995 else f"{v:.2g} %" if v >= 0.001 else "< 0.001 %"
 
 
 def _index(label) -> int:

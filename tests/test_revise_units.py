@@ -13,9 +13,10 @@ import pytest
 
 from assistant import alternatives, brief, history, revise, weakspots
 from assistant.errors import BadInput, BadText, UserError
+from page import revise as page_revise
 
 
-@pytest.mark.parametrize("mod", [alternatives, weakspots, history, revise, brief])
+@pytest.mark.parametrize("mod", [alternatives, weakspots, history, revise, brief, page_revise])
 def test_doctests(mod):
     assert doctest.testmod(mod).failed == 0
 
