@@ -46,7 +46,7 @@ class PreferConfig:
     grid_report: str = _f("eval/results/generate-grid-lockstep/report.json", "grid report holding the guards' reference")
     guard_reference: str = _f("base α=0 N=1", "the grid setting whose means the guards are relative to")
     margin: float = _f(0.05, "a passing draft is clearly worse when its reward is this much lower (bits/budget token)")
-    samples: str = _f("finetune/runs/prefer/samples.jsonl", "cache of drafts and rewards, shared by the recipes")
+    samples: str = _f("finetune/data/prefer-samples.jsonl", "cache of drafts and rewards, shared by the recipes")
     threads: int = _f(0, "CPU threads for llama.cpp and torch (0 = all cores)")
     weights: str = _f("served", "weights of writer and judge: served (what the app serves on this CPU), shipped, or a "
                       "copy made at first use (F32, F16, BF16; +FA: flash attention)")
