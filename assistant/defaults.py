@@ -66,3 +66,13 @@ def weights_for(info: str, chosen: str = WEIGHTS, need: tuple[str, ...] = WEIGHT
     """
     has = all(f"{feature} = 1" in info for feature in need)
     return chosen if has else "shipped"
+
+
+def served_weights(model: str | None = None) -> str:
+    """What the app serves for `model` on this CPU: `weights_for` this CPU for the embedded model (None or the
+    catalog's default), the model's own file for any other (copies are measured for the embedded model only).
+    The one answer for the app's pool, the grid's writers and preference sampling."""
+    from . import catalog, copies, llama
+    if model not in (None, catalog.DEFAULT_MODEL):
+        return copies.SHIPPED
+    return weights_for(llama.system_info())

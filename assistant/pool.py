@@ -145,8 +145,4 @@ class Pool:
     def weights(self) -> str:
         """Which weights the base loads: as configured, else the measured default for the embedded model."""
         c = self.config
-        if c.weights:
-            return c.weights
-        if c.model in (None, catalog.DEFAULT_MODEL):
-            return defaults.weights_for(llama.system_info())
-        return copies.SHIPPED
+        return c.weights or defaults.served_weights(c.model)

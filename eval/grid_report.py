@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from assistant import atomic, catalog, copies, copying, defaults, llama
+from assistant import atomic, copying, defaults
 from assistant.errors import BadInput
 
 from . import copyrule, grid
@@ -178,8 +178,7 @@ def run_grid(args, settings: Settings, readers: Readers) -> list[Path]:
     sampler = Sampler(temperature=args.temperature, max_tokens=args.max_tokens)
 
     # the writers write as the app does, on the weights it serves (the readers keep the model file: they judge)
-    weights = args.weights or (defaults.weights_for(llama.system_info())
-                                if settings.model in (None, catalog.DEFAULT_MODEL) else copies.SHIPPED)
+    weights = args.weights or defaults.served_weights(settings.model)
 
     def open_writer(w: grid.GridWriter) -> EngineGridWriter:
         return EngineGridWriter(Engine.load(settings.model, lora_path=w.adapter, n_threads=settings.threads,

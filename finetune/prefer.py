@@ -64,8 +64,8 @@ def weights_of(cfg: PreferConfig) -> str:
     """The weights writer and judge run on: cfg.weights, "served" being the app's choice for this CPU."""
     if cfg.weights != "served":
         return cfg.weights
-    from assistant import defaults, llama
-    return defaults.weights_for(llama.system_info())
+    from assistant import defaults
+    return defaults.served_weights(cfg.base)
 
 
 def sampler_for(cfg: PreferConfig, seed: int | None = None):

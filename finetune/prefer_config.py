@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
@@ -21,8 +22,14 @@ from .config import TrainConfig, _f, _parse_bool, _toml_value, _type_name, _type
 from .errors import ConfigError
 
 RECIPES = ("dpo", "rft")
-# what passed the fidelity gate (eval/results/fidelity): Q8_0 and shipped+FA did not
-WEIGHTS = ("served", "shipped", "F32", "F16", "BF16", "F32+FA", "F16+FA", "BF16+FA")
+FIDELITY = Path(__file__).resolve().parent.parent / "eval" / "results" / "fidelity" / "report.json"
+
+
+def allowed_weights(report: Path = FIDELITY) -> tuple[str, ...]:
+    """"served", the shipped file, and the copies that passed the fidelity gate (its committed report), so that
+    writer and judge never run on weights the gate refused (Q8_0 and shipped+FA, when it last ran)."""
+    passing = json.loads(report.read_text(encoding="utf-8"))["passing"] if report.is_file() else []
+    return ("served", "shipped", *passing)
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class PreferConfig:
                 problems.append(f"{name}: must be {what}, got {getattr(self, name)!r}")
         need(self.recipe in RECIPES, "recipe", " or ".join(RECIPES))
         need(self.template in ("chat", "plain"), "template", "chat or plain")
-        need(self.weights in WEIGHTS, "weights", ", ".join(WEIGHTS))
+        allowed = allowed_weights()
+        need(self.weights in allowed, "weights", ", ".join(allowed))
         need(2 <= self.n_drafts <= 8, "n_drafts", "2-8")
         need(1 <= self.max_tokens <= 2048, "max_tokens", "1-2048")
         need(0 <= self.temperature <= 2, "temperature", "0-2")

@@ -78,6 +78,9 @@ def test_the_app_serves_the_measured_default_for_the_embedded_model_only(cache, 
     assert defaults.weights_for("CPU : AVX2 = 1 | OPENMP = 1") == copies.SHIPPED   # not measured there
     assert Pool(PoolConfig(model=str(catalog.resolve().path), cache_dir=cache)).weights() == copies.SHIPPED
     assert Pool(PoolConfig(weights="F16", cache_dir=cache)).weights() == "F16"
+    assert defaults.served_weights() == defaults.served_weights(catalog.DEFAULT_MODEL) == Pool(
+        PoolConfig(cache_dir=cache)).weights()                    # one answer for the app, the grid and prefer
+    assert defaults.served_weights(str(catalog.resolve().path)) == copies.SHIPPED
 
 
 def test_flash_attention_is_part_of_a_serving_spec(cache):

@@ -188,6 +188,20 @@ def test_committed_configs_parse():
     assert dpo.train_config().target == "passage"
 
 
+def test_writer_and_judge_run_only_on_weights_the_fidelity_gate_passed(tmp_path):
+    """The allowed weights are read from the committed gate report: what it refused (Q8_0) is refused here."""
+    import json
+    gate = json.loads(prefer_config.FIDELITY.read_text())
+    assert prefer_config.allowed_weights() == ("served", "shipped", *gate["passing"])
+    assert "Q8_0" not in gate["passing"]
+    with pytest.raises(ConfigError, match="weights: must be served, shipped, .* got 'Q8_0'"):
+        prefer_config.PreferConfig(weights="Q8_0")
+    fake = tmp_path / "report.json"
+    fake.write_text(json.dumps({"passing": ["F16"]}))
+    assert prefer_config.allowed_weights(fake) == ("served", "shipped", "F16")
+    assert prefer_config.allowed_weights(tmp_path / "none.json") == ("served", "shipped")
+
+
 def _toml(cfg, extra):
     import tempfile
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
