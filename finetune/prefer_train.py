@@ -22,7 +22,9 @@ from .prefer_config import PreferConfig
 
 log = logging.getLogger(__name__)
 
-EPOCHS_DIR, METRICS_FILE = "epochs", "metrics.json"
+EPOCHS_DIR, METRICS_FILE, RUN_FILE, TRL_DIR = "epochs", "metrics.json", "run.json", "trl"
+SAVE_STEPS = 10   # DPO checkpoints every 10 optimizer steps (~40 pairs): a stopped run resumes from the last one
+CALLBACKS: list = []   # extra transformers TrainerCallbacks for DPO (tests stop a run mid-way with one)
 
 
 def load_policy(cfg: PreferConfig, loaded=None):
@@ -111,6 +113,7 @@ def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool
     """DPO with TRL's DPOTrainer on the peft model (reference: the starting adapter, frozen); the last epoch's
     adapter is saved as epochs/epoch-{epochs}. Metrics: TRL's log per optimizer step (loss, reward margins)."""
     from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig, DPOTrainer
 
     from . import train
@@ -122,20 +125,37 @@ def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool
     model, tokenizer, base = load_policy(cfg, loaded)
     device = next(model.parameters()).device.type
     rows = dpo_rows(pairs, briefs, base.path)
-    args = DPOConfig(output_dir=str(out / "trl"), beta=cfg.beta, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+    args = DPOConfig(output_dir=str(out / TRL_DIR), beta=cfg.beta, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
                      max_steps=cfg.max_steps * cfg.epochs if cfg.max_steps else -1, warmup_steps=cfg.warmup_steps,
                      lr_scheduler_type="constant_with_warmup", per_device_train_batch_size=cfg.batch_size,
                      gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_seq_len, seed=cfg.seed,
-                     logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=not progress,
+                     logging_steps=1, save_strategy="steps", save_steps=SAVE_STEPS, save_total_limit=1,
+                     precompute_ref_log_probs=True,   # the frozen reference is read once, not once per epoch
+                     report_to=[], disable_tqdm=not progress,
                      use_cpu=device == "cpu", bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda"),
                      dataloader_num_workers=0, gradient_checkpointing=False)   # 135M: memory is no issue, time is
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         callbacks=list(CALLBACKS))
     t0 = time.time()
-    trainer.train()
+    resume = get_last_checkpoint(str(out / TRL_DIR)) if (out / TRL_DIR).is_dir() else None
+    state = read_json(Path(resume) / "trainer_state.json") if resume else None
+    if state and state["global_step"] >= state["max_steps"]:
+        # stopped after its last checkpoint: the checkpoint is the trained adapter (Trainer would train one step more)
+        log.info("DPO finished in %s: its adapter is taken as is", resume)
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        set_peft_model_state_dict(model, load_file(str(Path(resume) / "adapter_model.safetensors")), "default")
+        history = state["log_history"]
+    else:
+        if resume:
+            log.info("resuming DPO from %s", resume)
+        trainer.train(resume_from_checkpoint=resume)
+        history = trainer.state.log_history
     with atomic_dir(out / EPOCHS_DIR / f"epoch-{cfg.epochs}") as tmp:
         model.save_pretrained(str(tmp), selected_adapters=["default"], save_embedding_layers=False)
-    steps = [h for h in trainer.state.log_history if "loss" in h]
+    steps = [h for h in history if "loss" in h]
     metrics = {"recipe": "dpo", "beta": cfg.beta, "n_pairs": len(rows), "seconds": time.time() - t0, "steps": steps,
+               "resumed_from": Path(resume).name if resume else None,
                "epochs": [{"epoch": cfg.epochs, "steps": len(steps), "seconds": time.time() - t0,
                            "train_loss": (sum(s["loss"] for s in steps) / len(steps)) if steps else None}],
                "prompt_tokens_as_app": _same_prompt_tokens(trainer, pairs[0], briefs, tokenizer, base.path)}
@@ -162,17 +182,22 @@ TRAINING_FIELDS = ("recipe", "start_adapter", "beta", "epochs", "lr", "warmup_st
 
 def train(cfg: PreferConfig, data: dict, briefs: dict, progress: bool = True, loaded=None, data_sha256: str = "") -> dict:
     """Run the config's recipe unless this very run (same training fields, same data) already saved its last
-    epoch: then its metrics are returned. Another config or other data in the same folder is an error."""
+    epoch: then its metrics are returned. A stopped DPO run of the same fields and data resumes from its last
+    checkpoint. Another config or other data in the same folder is an error."""
     from .train import TrainError
 
     out = Path(cfg.out_dir)
     wanted = {k: getattr(cfg, k) for k in TRAINING_FIELDS}
+    identity = {"training": wanted, "data_sha256": data_sha256}
+    if (out / RUN_FILE).is_file() and read_json(out / RUN_FILE) != identity:
+        raise TrainError(f"{out} holds a run with other training fields or data: choose another --out-dir")
     if (out / EPOCHS_DIR / f"epoch-{cfg.epochs}" / "adapter_model.safetensors").is_file() and (out / METRICS_FILE).is_file():
         done = read_json(out / METRICS_FILE)
         if done.get("training") == wanted and done.get("data_sha256") == data_sha256:
             log.info("%s already holds epoch %d of this run: training skipped", out, cfg.epochs)
             return done
         raise TrainError(f"{out} holds a run with other training fields or data: choose another --out-dir")
+    write_json(out / RUN_FILE, identity)
     if cfg.recipe == "dpo":
         metrics = train_dpo(cfg, data["pairs"], briefs, progress, loaded)
     else:

@@ -9,6 +9,7 @@ moves transformers' log-probs as llama.cpp's adapter moves them (so training sta
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("trl")
+
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 from assistant.engine import Engine  # noqa: E402
 from assistant.sampler import Sampler  # noqa: E402
@@ -83,6 +87,44 @@ def test_prefer_dpo_end_to_end(tiny, loaded):
     assert again["metrics"] == m
     with pytest.raises(TrainError, match="other training fields"):   # the same folder with another beta: refused
         prefer.run(tiny.replace(beta=0.5), stages=("train",), progress=False, loaded=loaded)
+    # a run stopped after a checkpoint resumes from it: no step is trained twice, the same adapter is saved
+    assert [p.name for p in (out / "trl").glob("checkpoint-*")] == ["checkpoint-1"]
+    saved = out / "epochs" / "epoch-1" / "adapter_model.safetensors"
+    before = load_file(saved)
+    shutil.rmtree(out / "epochs")
+    (out / "metrics.json").unlink()
+    resumed = prefer.run(tiny, stages=("briefs", "judge", "sample", "pairs", "train"), progress=False, loaded=loaded)
+    assert resumed["metrics"]["resumed_from"] == "checkpoint-1" and resumed["metrics"]["steps"] == m["steps"]
+    after = load_file(saved)
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_a_stopped_dpo_run_resumes_from_its_checkpoint(tiny, loaded, monkeypatch):
+    """Two DPO steps straight, against one step, a stop, and a resume: the same second step and the same adapter."""
+    from transformers import TrainerCallback
+
+    class StopAfterOne(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            control.should_training_stop = state.global_step >= 1
+
+    monkeypatch.setattr(prefer_train, "SAVE_STEPS", 1)
+    stages = ("briefs", "judge", "sample", "pairs", "train")
+    two = tiny.replace(epochs=2, out_dir=str(Path(tiny.out_dir).parent / "straight"))
+    straight = prefer.run(two, stages=stages, progress=False, loaded=loaded)["metrics"]
+    stopped = two.replace(out_dir=str(Path(tiny.out_dir).parent / "stopped"))
+    monkeypatch.setattr(prefer_train, "CALLBACKS", [StopAfterOne()])
+    first = prefer.run(stopped, stages=stages, progress=False, loaded=loaded)["metrics"]
+    assert len(first["steps"]) == 1 and len(straight["steps"]) == 2
+    out = Path(stopped.out_dir)                  # the process "died" after checkpoint-1: no adapter, no metrics
+    shutil.rmtree(out / "epochs")
+    (out / "metrics.json").unlink()
+    monkeypatch.setattr(prefer_train, "CALLBACKS", [])
+    resumed = prefer.run(stopped, stages=stages, progress=False, loaded=loaded)["metrics"]
+    assert resumed["resumed_from"] == "checkpoint-1" and len(resumed["steps"]) == 2
+    assert [round(s["loss"], 4) for s in resumed["steps"]] == [round(s["loss"], 4) for s in straight["steps"]]
+    a = load_file(Path(two.out_dir) / "epochs" / "epoch-2" / "adapter_model.safetensors")
+    b = load_file(out / "epochs" / "epoch-2" / "adapter_model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_prefer_rft_reuses_the_drafts(tiny, loaded):
