@@ -176,8 +176,9 @@ def _same_prompt_tokens(trainer, pair: dict, briefs: dict, tokenizer, base_path:
     return same
 
 
+# a finished run is reused, and a stopped one resumed, only if these match
 TRAINING_FIELDS = ("recipe", "start_adapter", "beta", "epochs", "lr", "warmup_steps", "batch_size", "grad_accum",
-                   "max_steps", "max_seq_len", "lora_dropout", "seed")   # a finished run is reused only if these match
+                   "max_steps", "max_seq_len", "lora_dropout", "seed", "precision")
 
 
 def train(cfg: PreferConfig, data: dict, briefs: dict, progress: bool = True, loaded=None, data_sha256: str = "") -> dict:
