@@ -1,6 +1,6 @@
 """Drafts of the training briefs from a writer, and the judge's reward of each: cached, resumable, with a bar.
 
-    python -m finetune prefer --config finetune/configs/prefer-dpo.toml --stage sample   # ~38 s a brief (8 drafts), 1 thread
+    python -m finetune prefer --config finetune/configs/prefer-dpo.toml --stage sample   # ~25 s a brief (8 drafts), 2 cores
 
 Drafts come from the app's own engine and writer code (`assistant.writer.best_of`: N drafts of one brief,
 seeds s..s+N-1, the passage at once under "Passage:", live-scored), at the grid's budget and sampler. Each
