@@ -6,7 +6,7 @@
     python -m eval validate eval/data/pairs_literary.jsonl eval/data/briefs.jsonl
     python -m eval choose models/cqa/eval/report.json       # which epoch ships, by the README's rule
     python -m eval grid --cqa cqa=models/cqa/adapter.gguf --passage p=PATH --out eval/results/generate-grid
-    python -m eval prefer-watch --grid G/report.json --run dpo=finetune/runs/prefer-dpo   # issue 21's watch
+    python -m eval prefer-watch --grid G/report.json --run dpo=models/cqa-prefer-dpo     # issue 21 watch
 
 A user's error (assistant.errors.UserError: a bad flag, file or model) is one line per problem on stderr and
 exit status 1, never a traceback; anything else is a bug and keeps its traceback. This is the one place in
@@ -212,7 +212,7 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
 
     w = sub.add_parser("prefer-watch", help="preference tuning: training reward vs the grid's outside reader")
     w.add_argument("--grid", type=Path, required=True, help="report.json of a grid run with the new writers")
-    w.add_argument("--run", nargs="+", required=True, metavar="NAME=RUN", help="grid writer name = prefer run folder")
+    w.add_argument("--run", nargs="+", required=True, metavar="NAME=RUN", help="grid writer name = prefer run folder or installed model folder")
     w.add_argument("--start", default="passage", help="the starting writer's name in the grid (default passage)")
     w.add_argument("--reader", default=None, help="grid reader (default: the one the grid's rule reads)")
     w.set_defaults(func=cmd_prefer_watch)

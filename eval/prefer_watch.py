@@ -2,9 +2,10 @@
 judge's, on the training briefs) next to what the outside readers of the grid say on the held-out briefs.
 
     python -m eval prefer-watch --grid eval/results/generate-grid-prefer/report.json \\
-        --run dpo=finetune/runs/prefer-dpo rft=finetune/runs/prefer-rft --start passage
+        --run dpo=models/cqa-prefer-dpo rft=models/cqa-prefer-rft --start passage
 
-Per recipe: from RUN/report.json (`python -m finetune prefer`'s watch) the mean reward, brief overlap, words,
+Per recipe: from the watch of `python -m finetune prefer` (RUN/report.json in its run folder, or the "watch"
+rounds of the installed model's manifest.json, which is committed) the mean reward, brief overlap, words,
 seq-rep-4, distinct-2 and share passing the guards, round 0 (the starting writer) -> round 1 (the trained
 one); from the grid report, the trained writer's mean I over uncopied tokens per token under the outside
 reader against the starting writer's at the same setting (α 0 and α 0.5, N 1). `follows`: the outside
@@ -83,10 +84,23 @@ def run(runs: list[str], grid_path: Path, start: str, reader: str | None) -> str
     for spec in runs:
         name, sep, path = spec.partition("=")
         if not sep:
-            raise BadInput(f"--run {spec!r}: write it as NAME=RUN_FOLDER, NAME the writer's name in the grid")
-        watches[name] = _read(Path(path) / "report.json")
+            raise BadInput(f"--run {spec!r}: write it as NAME=FOLDER, NAME the writer's name in the grid")
+        watches[name] = _watch(Path(path))
     reader = reader or grid.get("choice_reader") or ""
     return markdown(table(watches, grid, start, reader), reader, start)
+
+
+def _watch(folder: Path) -> dict:
+    """The watch rounds from a prefer run folder (report.json) or an installed model folder (manifest.json)."""
+    if (folder / "report.json").is_file():
+        return _read(folder / "report.json")
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        rounds = json.loads(manifest.read_text(encoding="utf-8")).get("watch")
+        if not rounds:
+            raise BadInput(f"{manifest} has no watch rounds: run `python -m finetune prefer` through its watch stage")
+        return {"rounds": rounds}
+    raise BadInput(f"{folder} holds neither report.json (a prefer run) nor manifest.json (an installed model)")
 
 
 def _read(path: Path) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.brief import Brief
+from assistant.errors import BadInput
 from finetune import draft_stats, judge, prefer_briefs, prefer_pairs, prefer_config, start_adapter
 from finetune.errors import ConfigError
 from finetune.prefer_briefs import TrainingBrief
@@ -280,3 +281,11 @@ def test_watch_beside_the_outside_reader(tmp_path, capsys):
     assert main(["prefer-watch", "--grid", str(tmp_path / "grid.json"), "--run", f"dpo={run}"]) == 0
     out = capsys.readouterr().out
     assert "0.400 → 0.550" in out and "**no**" in out
+    model = tmp_path / "cqa-prefer-dpo"           # the committed form: the installed model's manifest
+    model.mkdir()
+    (model / "manifest.json").write_text(json.dumps({"recipe": "dpo", "watch": rounds}))
+    assert main(["prefer-watch", "--grid", str(tmp_path / "grid.json"), "--run", f"dpo={model}"]) == 0
+    assert "0.400 → 0.550" in capsys.readouterr().out
+    (model / "manifest.json").write_text(json.dumps({"recipe": "dpo"}))
+    with pytest.raises(BadInput, match="no watch rounds"):
+        prefer_watch.run([f"dpo={model}"], tmp_path / "grid.json", "passage", None)
