@@ -131,6 +131,8 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
             return result
         gguf = _export(cfg, out)
         manifest = build_manifest(cfg, result, judge, gguf, sum(e["seconds"] for e in metrics["epochs"]))
+        if (out / MANIFEST).is_file():
+            manifest = keep_training_record(read_json(out / MANIFEST), manifest)
         write_json(out / MANIFEST, manifest)
         result["gguf"] = str(gguf)
         if last < STAGES.index("watch"):
@@ -140,6 +142,9 @@ def run(cfg: PreferConfig, stages=STAGES, progress: bool = True, loaded=None) ->
         write_json(out / REPORT, report)
         atomic.write_text(out / "report.md", report_md(report))
         manifest["watch"] = report["rounds"]
+        manifest["watch_run"] = {"threads": cfg.threads, "drafts_per_brief": cfg.watch_drafts,
+                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 "samples_sha256_after": sha256(cfg.samples)}
         write_json(out / MANIFEST, manifest)
         _install(cfg, out, gguf, manifest)
         result["watch"] = report
@@ -187,6 +192,25 @@ def build_manifest(cfg: PreferConfig, result: dict, judge, gguf: Path, seconds: 
             "train": result["metrics"], "wall_time_s": seconds, "device": device, "device_name": device_name(device),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
             "files": {gguf.name: {"sha256": sha256(gguf), "bytes": gguf.stat().st_size}}}
+
+
+# what a manifest says about how its adapter was trained: kept when a later run finds the same adapter (training
+# skipped, e.g. to run the watch), so that the threads, the sample file's hash and the time stay the training's
+TRAINING_RECORD = ("data", "config", "wall_time_s", "device", "device_name", "finished", "versions")
+
+
+def keep_training_record(previous: dict, new: dict) -> dict:
+    """`new` with `previous`'s training record when both describe the same trained adapter (same training log,
+    same GGUF); otherwise `new` as it is.
+
+    >>> old = {"train": {"loss": 1}, "files": {"a.gguf": {"sha256": "x"}}, "config": {"threads": 1}, "finished": "t0"}
+    >>> keep_training_record(old, {**old, "config": {"threads": 2}, "finished": "t1"})["config"]
+    {'threads': 1}
+    >>> keep_training_record(old, {**old, "train": {"loss": 2}, "finished": "t1"})["finished"]
+    't1'
+    """
+    same = previous.get("train") == new.get("train") and previous.get("files") == new.get("files")
+    return {**new, **{k: previous[k] for k in TRAINING_RECORD if k in previous}} if same else new
 
 
 def _auto_device() -> str:

@@ -26,6 +26,7 @@ from assistant.sampler import Sampler  # noqa: E402
 from finetune import crosscheck, lora_gguf, prefer, prefer_train, render  # noqa: E402
 from finetune.model import load_base  # noqa: E402
 from finetune.prefer_config import PreferConfig  # noqa: E402
+from finetune.files import sha256  # noqa: E402
 from finetune.train import TrainError  # noqa: E402
 
 THREADS = int(os.environ.get("CQA_TEST_THREADS", "1"))   # see tests/test_finetune_train_export.py
@@ -72,6 +73,7 @@ def test_prefer_dpo_end_to_end(tiny, loaded):
     assert set(manifest["data"]["files"]) == {"drafts.jsonl", "pairs.jsonl", "chosen.jsonl"}
     assert manifest["sampled_on_weights"] == prefer.weights_of(tiny)     # "served": what the app serves on this CPU
     assert set(r["watch"]["rounds"]) == {"0", "0 chosen (training targets)", "1"}
+    assert manifest["watch_run"]["samples_sha256_after"] == sha256(tiny.samples)   # the watch's drafts included
     assert (out / "report.md").is_file() and (Path(tiny.install_to) / "adapter.gguf").is_file()
     start, trained = lora_gguf.read(Path(tiny.start_adapter)), lora_gguf.read(Path(r["gguf"]))
     assert set(start.tensors) == set(trained.tensors) and trained.alpha == start.alpha

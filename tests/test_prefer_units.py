@@ -11,14 +11,14 @@ import pytest
 
 from assistant.brief import Brief
 from assistant.errors import BadInput
-from finetune import draft_stats, judge, prefer_briefs, prefer_pairs, prefer_config, start_adapter
+from finetune import draft_stats, judge, prefer, prefer_briefs, prefer_pairs, prefer_config, start_adapter
 from finetune.errors import ConfigError
 from finetune.prefer_briefs import TrainingBrief
 
 REF = {"brief_overlap": 0.06, "repetition_rate": 0.01, "distinct_2": 0.957}   # the grid's base α 0 N 1, rounded
 
 
-@pytest.mark.parametrize("mod", [prefer_briefs, prefer_pairs, judge, prefer_config, start_adapter, draft_stats])
+@pytest.mark.parametrize("mod", [prefer, prefer_briefs, prefer_pairs, judge, prefer_config, start_adapter, draft_stats])
 def test_worked_examples(mod):
     assert doctest.testmod(mod).failed == 0
 
