@@ -10,6 +10,8 @@ from eval import grid
 # the first run (one draft at a time, the shipped file), kept for the README's comparison: its rule chose the same
 REPORT = Path(__file__).resolve().parent.parent / "eval" / "results" / "generate-grid-lockstep" / "report.json"
 FIRST = REPORT.parents[1] / "generate-grid" / "report.json"
+# the same grid with issue 21's preference-tuned writers (DPO, RFT) added: same briefs, seeds, readers, guards, rule
+PREFER = REPORT.parents[1] / "generate-grid-prefer" / "report.json"
 
 
 def test_docstring_examples():
@@ -17,7 +19,7 @@ def test_docstring_examples():
 
 
 def test_the_rule_applied_to_the_committed_grid_gives_the_app_defaults():
-    for path in (REPORT, FIRST):
+    for path in (REPORT, FIRST, PREFER):
         report = json.loads(path.read_text(encoding="utf-8"))
         again = grid.choose(report["summary"], report["choice_reader"])    # the rule, re-applied to the numbers
         assert again == report["choice"]
