@@ -8,12 +8,16 @@ Per recipe: from the watch of `python -m finetune prefer` (RUN/report.json in it
 rounds of the installed model's manifest.json, which is committed) the mean reward, brief overlap, words,
 seq-rep-4, distinct-2 and share passing the guards, round 0 (the starting writer) -> round 1 (the trained
 one); from the grid report, the trained writer's mean I over uncopied tokens per token under the outside
-reader against the starting writer's at the same setting (α 0 and α 0.5, N 1). `follows`: the outside
-reader moved the same way as the reward. A reward that rises while the reader does not follow is the
-writer learning its judge, not the craft; the README says so plainly.
+reader against the starting writer's at the same setting (α 0 and α 0.5, N 1; beside it at α 0 the same
+reader's I over uncopied tokens per *budget* token, the reward's own quantity, which pays for length), and a
+paired one-sided Wilcoxon test over the held-out briefs in the reward's direction (the grid's rows: one pick
+per brief).
+`follows` at α 0: "yes" when the reader moved the reward's way at p < 0.05, "n.s." when it moved that way
+but not significantly, "no" when it moved the other way. A reward that rises while the reader does not
+follow is the writer learning its judge, not the craft; the README says so plainly.
 
-    >>> follows(+0.10, +0.02), follows(+0.10, -0.01), follows(-0.05, -0.02)
-    (True, False, True)
+    >>> follows(+0.10, +0.02, 0.01), follows(+0.10, +0.02, 0.40), follows(+0.10, -0.01, 0.9), follows(-0.05, -0.02, 0.03)
+    ('yes', 'n.s.', 'no', 'yes')
 """
 from __future__ import annotations
 
@@ -22,15 +26,33 @@ from pathlib import Path
 
 from assistant.errors import BadInput
 
+from .stats import wilcoxon_greater
 from .tables import md_table, num, pct
 
 MEASURES = ("reward", "brief_overlap", "words", "repetition_rate", "distinct_2")
 SETTINGS = ((0.0, 1), (0.5, 1))     # the one-draft settings the issue's goal is about
+ALPHA_SIG = 0.05
+BUDGET = "I_uncopied_budget"        # the reward's own quantity (per budget token: length counts), beside the rule's
 
 
-def follows(reward_change: float, reader_change: float) -> bool:
-    """Did the outside reader move the way the training reward moved (same sign)?"""
-    return (reward_change > 0) == (reader_change > 0)
+def follows(reward_change: float, reader_change: float, p: float | None) -> str:
+    """Did the outside reader move the way the training reward moved: significantly ("yes"), the same way but
+    within noise ("n.s."), or the other way ("no")?"""
+    if (reward_change > 0) != (reader_change > 0):
+        return "no"
+    return "yes" if p is not None and p < ALPHA_SIG else "n.s."
+
+
+def paired_p(rows: list[dict], reader: str, new: str, start: str, alpha: float, n: int, up: bool,
+             metric: str = "I_uncopied_per_token") -> float | None:
+    """One-sided Wilcoxon p that `new` reads higher (up) or lower than `start` at one setting, paired by brief."""
+    def picks(writer):
+        return {r["brief"]: r["scores"][reader][metric] for r in rows
+                if (r["writer"], r["alpha"], r["n"]) == (writer, alpha, n) and reader in (r.get("scores") or {})
+                and r["scores"][reader].get(metric) is not None}
+    a, b = picks(new), picks(start)
+    d = [(a[k] - b[k]) * (1 if up else -1) for k in sorted(a.keys() & b.keys())]
+    return wilcoxon_greater(d) if d else None
 
 
 def _label(writer: str, alpha: float, n: int) -> str:
@@ -51,11 +73,18 @@ def table(runs: dict[str, dict], grid: dict, start: str, reader: str | None = No
             row[k] = (r0.get(k), r1.get(k))
         for alpha, n in SETTINGS:
             new, old = summary.get(_label(name, alpha, n)), summary.get(_label(start, alpha, n))
-            get = lambda s: s and s["readers"].get(reader, {}).get("I_uncopied_per_token")   # noqa: E731
+            get = lambda s, k="I_uncopied_per_token": s and s["readers"].get(reader, {}).get(k)   # noqa: E731
             row[f"reader α={alpha:g}"] = (get(old), get(new))
+            if alpha == 0:
+                row["budget α=0"] = (get(old, BUDGET), get(new, BUDGET))
         d_reward = _diff(row["reward"])
         d_reader = _diff(row["reader α=0"])
-        row["follows"] = None if d_reward is None or d_reader is None else follows(d_reward, d_reader)
+        for alpha, n in SETTINGS:
+            row[f"p α={alpha:g}"] = None if d_reward is None else paired_p(grid.get("rows") or [], reader, name,
+                                                                            start, alpha, n, d_reward > 0)
+        row["p budget α=0"] = None if d_reward is None else paired_p(grid.get("rows") or [], reader, name, start,
+                                                                      0.0, 1, d_reward > 0, BUDGET)
+        row["follows"] = None if d_reward is None or d_reader is None else follows(d_reward, d_reader, row["p α=0"])
         rows.append(row)
     return rows
 
@@ -67,14 +96,17 @@ def _diff(pair):
 
 def markdown(rows: list[dict], reader: str, start: str) -> str:
     head = ["recipe", "reward 0 → 1", "passing", "brief overlap", "words", "seq-rep-4", "distinct-2",
-            f"{reader} α=0 ({start} → new)", f"{reader} α=0.5", "reader follows"]
+            f"{reader} α=0 ({start} → new)", "p", f"{reader} α=0.5", "p", "reader follows (α=0)",
+            f"{reader} per budget α=0", "p"]
     body = []
     for r in rows:
         arrow = lambda k, f=".3f": f"{num(r[k][0], f)} → {num(r[k][1], f)}"   # noqa: E731
         body.append([r["recipe"], arrow("reward"), f"{pct(r['passing'][0])} → {pct(r['passing'][1])}",
                      f"{pct(r['brief_overlap'][0])} → {pct(r['brief_overlap'][1])}", arrow("words", ".0f"),
-                     arrow("repetition_rate"), arrow("distinct_2"), arrow("reader α=0"), arrow("reader α=0.5"),
-                     {True: "yes", False: "**no**", None: "–"}[r["follows"]]])
+                     arrow("repetition_rate"), arrow("distinct_2"), arrow("reader α=0"), num(r["p α=0"], ".3g"),
+                     arrow("reader α=0.5"), num(r["p α=0.5"], ".3g"),
+                     {"yes": "yes", "n.s.": "**n.s.**", "no": "**no**", None: "–"}[r["follows"]],
+                     arrow("budget α=0"), num(r["p budget α=0"], ".3g")])
     return "\n".join(md_table(head, body)) + "\n"
 
 

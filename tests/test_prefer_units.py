@@ -271,13 +271,20 @@ def test_watch_beside_the_outside_reader(tmp_path, capsys):
                                                   "repetition_rate": 0.01, "distinct_2": 0.95}}}
     summary = {f"{w} α={a:g} N=1": {"readers": {"gemma": {"I_uncopied_per_token": i}}}
                for w, a, i in [("passage", 0, 0.289), ("passage", 0.5, 0.477), ("dpo", 0, 0.280), ("dpo", 0.5, 0.49)]}
-    rows = prefer_watch.table({"dpo": {"rounds": rounds}}, {"summary": summary, "choice_reader": "gemma"}, "passage")
-    assert rows[0]["reward"] == (0.40, 0.55) and rows[0]["reader α=0"] == (0.289, 0.280)
-    assert rows[0]["follows"] is False        # the reward rose, the outside reader did not follow
+    # the grid's rows, one pick per brief: at α 0 the new writer reads lower on 5 of 6 briefs, at α 0.5 higher on all
+    per_brief = {("passage", 0.0): [0.30, 0.28, 0.31, 0.27, 0.29, 0.28], ("dpo", 0.0): [0.28, 0.27, 0.29, 0.26, 0.28, 0.30],
+                 ("passage", 0.5): [0.45, 0.47, 0.48, 0.46, 0.49, 0.50], ("dpo", 0.5): [0.50, 0.52, 0.53, 0.51, 0.54, 0.55]}
+    rows = [{"writer": w, "alpha": a, "n": 1, "brief": f"b{i}", "scores": {"gemma": {"I_uncopied_per_token": x}}}
+            for (w, a), xs in per_brief.items() for i, x in enumerate(xs)]
+    grid = {"summary": summary, "choice_reader": "gemma", "rows": rows}
+    got = prefer_watch.table({"dpo": {"rounds": rounds}}, grid, "passage")
+    assert got[0]["reward"] == (0.40, 0.55) and got[0]["reader α=0"] == (0.289, 0.280)
+    assert got[0]["follows"] == "no"          # the reward rose, the outside reader did not follow
+    assert got[0]["p α=0"] > 0.5 and got[0]["p α=0.5"] == pytest.approx(1 / 64)   # all 6 briefs higher: 1/2^6
     run = tmp_path / "dpo"
     run.mkdir()
     (run / "report.json").write_text(json.dumps({"rounds": rounds}))
-    (tmp_path / "grid.json").write_text(json.dumps({"summary": summary, "choice_reader": "gemma"}))
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
     assert main(["prefer-watch", "--grid", str(tmp_path / "grid.json"), "--run", f"dpo={run}"]) == 0
     out = capsys.readouterr().out
     assert "0.400 → 0.550" in out and "**no**" in out
@@ -289,3 +296,18 @@ def test_watch_beside_the_outside_reader(tmp_path, capsys):
     (model / "manifest.json").write_text(json.dumps({"recipe": "dpo"}))
     with pytest.raises(BadInput, match="no watch rounds"):
         prefer_watch.run([f"dpo={model}"], tmp_path / "grid.json", "passage", None)
+
+
+def test_watch_on_the_committed_runs_says_what_the_readme_says():
+    """The committed watch rounds (models/*/manifest.json) beside the committed grid: DPO's reward rose and the
+    outside reader did not follow significantly per token, only per budget token; RFT's reward fell while the
+    reader rose (README)."""
+    from eval import prefer_watch
+    grid = json.loads(open("eval/results/generate-grid-prefer/report.json", encoding="utf-8").read())
+    runs = {r: json.loads(open(f"models/cqa-prefer-{r}/manifest.json", encoding="utf-8").read()) for r in ("dpo", "rft")}
+    rows = {row["recipe"]: row for row in prefer_watch.table({r: {"rounds": m["watch"]} for r, m in runs.items()},
+                                                              grid, "passage")}
+    dpo, rft = rows["dpo"], rows["rft"]
+    assert dpo["reward"][1] > dpo["reward"][0] and dpo["follows"] == "n.s." and dpo["p α=0"] >= 0.05
+    assert dpo["p budget α=0"] < 0.05        # per budget token (the reward's quantity: length pays) it does follow
+    assert rft["reward"][1] < rft["reward"][0] and rft["follows"] == "no"
