@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 EPOCHS_DIR, METRICS_FILE, RUN_FILE, TRL_DIR = "epochs", "metrics.json", "run.json", "trl"
 SAVE_STEPS = 10   # DPO checkpoints every 10 optimizer steps (~40 pairs): a stopped run resumes from the last one
 CALLBACKS: list = []   # extra transformers TrainerCallbacks for DPO (tests stop a run mid-way with one)
+ELAPSED_FILE = "elapsed.json"   # in each DPO checkpoint: training seconds up to it, so a resumed run's time adds up
 
 
 def load_policy(cfg: PreferConfig, loaded=None):
@@ -134,10 +135,11 @@ def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool
                      report_to=[], disable_tqdm=not progress,
                      use_cpu=device == "cpu", bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda"),
                      dataloader_num_workers=0, gradient_checkpointing=False)   # 135M: memory is no issue, time is
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=list(CALLBACKS))
     t0 = time.time()
     resume = get_last_checkpoint(str(out / TRL_DIR)) if (out / TRL_DIR).is_dir() else None
+    before = _elapsed_at(resume)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         callbacks=[_elapsed_callback(before, t0), *CALLBACKS])
     state = read_json(Path(resume) / "trainer_state.json") if resume else None
     if state and state["global_step"] >= state["max_steps"]:
         # stopped after its last checkpoint: the checkpoint is the trained adapter (Trainer would train one step more)
@@ -154,13 +156,33 @@ def train_dpo(cfg: PreferConfig, pairs: list[dict], briefs: dict, progress: bool
     with atomic_dir(out / EPOCHS_DIR / f"epoch-{cfg.epochs}") as tmp:
         model.save_pretrained(str(tmp), selected_adapters=["default"], save_embedding_layers=False)
     steps = [h for h in history if "loss" in h]
-    metrics = {"recipe": "dpo", "beta": cfg.beta, "n_pairs": len(rows), "seconds": time.time() - t0, "steps": steps,
-               "resumed_from": Path(resume).name if resume else None,
-               "epochs": [{"epoch": cfg.epochs, "steps": len(steps), "seconds": time.time() - t0,
+    seconds = before + time.time() - t0       # up to the checkpoint it resumed from, then this run
+    metrics = {"recipe": "dpo", "beta": cfg.beta, "n_pairs": len(rows), "seconds": seconds, "steps": steps,
+               "resumed_from": Path(resume).name if resume else None, "seconds_before_resume": before,
+               "epochs": [{"epoch": cfg.epochs, "steps": len(steps), "seconds": seconds,
                            "train_loss": (sum(s["loss"] for s in steps) / len(steps)) if steps else None}],
                "prompt_tokens_as_app": _same_prompt_tokens(trainer, pairs[0], briefs, tokenizer, base.path)}
     write_json(out / METRICS_FILE, metrics)
     return metrics
+
+
+def _elapsed_at(checkpoint: str | None) -> float:
+    """Training seconds recorded in a checkpoint (0 for none, or one saved before the time was recorded)."""
+    f = Path(checkpoint) / ELAPSED_FILE if checkpoint else None
+    return float(read_json(f)["seconds"]) if f and f.is_file() else 0.0
+
+
+def _elapsed_callback(before: float, t0: float):
+    """A TrainerCallback writing the training seconds so far into each checkpoint as it is saved."""
+    from transformers import TrainerCallback
+
+    class Elapsed(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                write_json(ckpt / ELAPSED_FILE, {"seconds": before + time.time() - t0})
+
+    return Elapsed()
 
 
 def _same_prompt_tokens(trainer, pair: dict, briefs: dict, tokenizer, base_path: Path) -> bool:

@@ -123,6 +123,9 @@ def test_a_stopped_dpo_run_resumes_from_its_checkpoint(tiny, loaded, monkeypatch
     monkeypatch.setattr(prefer_train, "CALLBACKS", [])
     resumed = prefer.run(stopped, stages=stages, progress=False, loaded=loaded)["metrics"]
     assert resumed["resumed_from"] == "checkpoint-1" and len(resumed["steps"]) == 2
+    # its time counts the part before the stop (recorded in the checkpoint) and the resumed part
+    assert 0 < resumed["seconds_before_resume"] <= first["seconds"]
+    assert resumed["seconds"] > resumed["seconds_before_resume"] and first["seconds_before_resume"] == 0
     assert [round(s["loss"], 4) for s in resumed["steps"]] == [round(s["loss"], 4) for s in straight["steps"]]
     a = load_file(Path(two.out_dir) / "epochs" / "epoch-2" / "adapter_model.safetensors")
     b = load_file(out / "epochs" / "epoch-2" / "adapter_model.safetensors")
