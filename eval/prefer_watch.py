@@ -30,9 +30,11 @@ from .stats import wilcoxon_greater
 from .tables import md_table, num, pct
 
 MEASURES = ("reward", "brief_overlap", "words", "repetition_rate", "distinct_2")
-SETTINGS = ((0.0, 1), (0.5, 1))     # the one-draft settings the issue's goal is about
 ALPHA_SIG = 0.05
-BUDGET = "I_uncopied_budget"        # the reward's own quantity (per budget token: length counts), beside the rule's
+PER_TOKEN, BUDGET = "I_uncopied_per_token", "I_uncopied_budget"   # the rule's metric; the reward's own quantity
+# the grid readings beside the reward: the one-draft settings the issue's goal is about, and at α 0 per budget
+# token too (the reward's quantity: length counts). column -> (alpha, n, metric)
+READINGS = {"α=0": (0.0, 1, PER_TOKEN), "α=0.5": (0.5, 1, PER_TOKEN), "budget α=0": (0.0, 1, BUDGET)}
 
 
 def follows(reward_change: float, reader_change: float, p: float | None) -> str:
@@ -44,7 +46,7 @@ def follows(reward_change: float, reader_change: float, p: float | None) -> str:
 
 
 def paired_p(rows: list[dict], reader: str, new: str, start: str, alpha: float, n: int, up: bool,
-             metric: str = "I_uncopied_per_token") -> float | None:
+             metric: str = PER_TOKEN) -> float | None:
     """One-sided Wilcoxon p that `new` reads higher (up) or lower than `start` at one setting, paired by brief."""
     def picks(writer):
         return {r["brief"]: r["scores"][reader][metric] for r in rows
@@ -71,19 +73,14 @@ def table(runs: dict[str, dict], grid: dict, start: str, reader: str | None = No
                                            rounds.get("1", {}).get("share_passing"))}
         for k in MEASURES:
             row[k] = (r0.get(k), r1.get(k))
-        for alpha, n in SETTINGS:
-            new, old = summary.get(_label(name, alpha, n)), summary.get(_label(start, alpha, n))
-            get = lambda s, k="I_uncopied_per_token": s and s["readers"].get(reader, {}).get(k)   # noqa: E731
-            row[f"reader α={alpha:g}"] = (get(old), get(new))
-            if alpha == 0:
-                row["budget α=0"] = (get(old, BUDGET), get(new, BUDGET))
         d_reward = _diff(row["reward"])
+        for col, (alpha, n, metric) in READINGS.items():
+            mean = lambda w: ((summary.get(_label(w, alpha, n)) or {}).get("readers", {})   # noqa: E731
+                              .get(reader, {}).get(metric))
+            row[f"reader {col}"] = (mean(start), mean(name))
+            row[f"p {col}"] = None if d_reward is None else paired_p(grid.get("rows") or [], reader, name, start,
+                                                                      alpha, n, d_reward > 0, metric)
         d_reader = _diff(row["reader α=0"])
-        for alpha, n in SETTINGS:
-            row[f"p α={alpha:g}"] = None if d_reward is None else paired_p(grid.get("rows") or [], reader, name,
-                                                                            start, alpha, n, d_reward > 0)
-        row["p budget α=0"] = None if d_reward is None else paired_p(grid.get("rows") or [], reader, name, start,
-                                                                      0.0, 1, d_reward > 0, BUDGET)
         row["follows"] = None if d_reward is None or d_reader is None else follows(d_reward, d_reader, row["p α=0"])
         rows.append(row)
     return rows
@@ -106,7 +103,7 @@ def markdown(rows: list[dict], reader: str, start: str) -> str:
                      arrow("repetition_rate"), arrow("distinct_2"), arrow("reader α=0"), num(r["p α=0"], ".3g"),
                      arrow("reader α=0.5"), num(r["p α=0.5"], ".3g"),
                      {"yes": "yes", "n.s.": "**n.s.**", "no": "**no**", None: "–"}[r["follows"]],
-                     arrow("budget α=0"), num(r["p budget α=0"], ".3g")])
+                     arrow("reader budget α=0"), num(r["p budget α=0"], ".3g")])
     return "\n".join(md_table(head, body)) + "\n"
 
 
